@@ -1,0 +1,59 @@
+# kaci — the two commands a user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export KUBECONFIG := $(ROOT)/.cluster/kubeconfig
+export PATH := $(ROOT)/.cluster/bin:$(VENV)/bin:$(PATH)
+CLUSTER ?= local
+
+.PHONY: help deps venv lint cluster cluster-down base-images test test-unit test-component test-cluster demo bench-runtime bench-deploy bench-scale clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+deps: ## install the Debian packages kaci's local cluster needs (root)
+	hack/install-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## the Python environment (.venv) with kaci and its test tools
+
+lint: venv ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+cluster: deps ## start the local cluster: Docker engine, registry, etcd, control plane, kubelet (idempotent)
+	hack/cluster.sh up
+
+cluster-down: ## stop every process `make cluster` started, by PID
+	hack/cluster.sh down
+
+base-images: ## the pause image, the Python base image and the wheelhouse, pushed to the local registry
+	hack/base-images.sh
+
+test: venv lint ## every tier: unit, component (Docker), cluster (the local cluster, started if needed)
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest -m unit
+
+test-component: venv
+	$(PY) -m pytest -m component
+
+test-cluster: venv
+	$(PY) -m pytest -m cluster
+
+demo: venv cluster ## kaci's main job: the MNIST walkthrough deployed the three Azure ways
+	hack/demo.sh $(CLUSTER)
+
+bench-runtime: venv ## scoring runtime vs azureml-inference-server-http, MLServer, KServe and the in-process floor
+	bench/runtime/run.sh
+
+clean: cluster-down
+	rm -rf .cluster .venv

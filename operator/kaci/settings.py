@@ -1,0 +1,53 @@
+"""The operator's one typed settings object, read from KACI_* environment variables.
+
+The Helm chart sets these from its values; a developer running the operator by
+hand against the local cluster gets defaults that fit `make cluster`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KACI_", frozen=True)
+
+    # Docker Engine that builds scoring images (and model images): a unix socket or tcp://.
+    docker_host: str = "unix:///var/run/docker.sock"
+    # Registry the engine pushes to, as host[:port][/prefix]; images are named below it.
+    registry: str = "127.0.0.1:5000"
+    # Registry address the kubelet pulls from, when it differs from the push address.
+    registry_pull: str | None = None
+    # Plain HTTP registry (no TLS), like the local test registry.
+    registry_insecure: bool = True
+    # Path to a docker config.json with credentials for pushing (None: anonymous).
+    registry_push_config: str | None = None
+    # Name of a kubernetes.io/dockerconfigjson Secret given to Webservice Pods for pulling.
+    image_pull_secret: str | None = None
+
+    # Base image of scoring images when an Image does not name one.
+    default_base_image: str = "python:3.11-slim"
+    # pip sources: an index URL, and/or a folder of wheels inside the base image.
+    pip_index_url: str | None = None
+    pip_find_links: str | None = None
+    pip_no_index: bool = False
+
+    # Seconds before a build is abandoned and the Image marked Failed.
+    build_timeout_s: int = Field(default=1800, gt=0)
+    # Builds running at once (each is one Docker Engine build).
+    max_parallel_builds: int = Field(default=2, gt=0)
+
+    # Cluster DNS suffix used in scoringUri.
+    cluster_domain: str = "cluster.local"
+
+    @property
+    def pull_registry(self) -> str:
+        return self.registry_pull or self.registry
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

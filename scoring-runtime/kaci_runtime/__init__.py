@@ -1,0 +1,5 @@
+"""kaci_runtime: serves an Azure ML score.py (init()/run()) over HTTP.
+
+Kept free of the operator's dependencies: scoring images install only this
+package and its light `runtime` extra.
+"""
