@@ -1,0 +1,73 @@
+# Shared helpers for hack/*.sh: paths, logging, and starting/stopping the local
+# cluster's processes by PID (pid files under .cluster/run/). Sourced, not run.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLUSTER_DIR="$ROOT/.cluster"
+BIN="$CLUSTER_DIR/bin"
+RUN="$CLUSTER_DIR/run"
+LOGS="$CLUSTER_DIR/logs"
+# Caches that outlive a clone (CI clones into another folder on the same machine).
+CACHE="${KACI_CACHE:-/var/cache/kaci}"
+REGISTRY="127.0.0.1:5000"
+export PATH="$BIN:$PATH"
+
+mkdir -p "$BIN" "$RUN" "$LOGS"
+
+log() { printf '\033[1m[%s %s]\033[0m %s\n' "$(date +%T)" "${0##*/}" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# pid_of NAME: the PID in .cluster/run/NAME.pid when that process is alive.
+pid_of() {
+  local f="$RUN/$1.pid" pid
+  [ -s "$f" ] || return 1
+  pid="$(cat "$f")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# start_bg NAME CMD...: start CMD detached (own session, so it outlives the
+# caller's job), stdout/stderr to .cluster/logs/NAME.log, PID to run/NAME.pid.
+# The pid file is written by the process itself right before exec, so it holds
+# the real PID of the daemon, not of a wrapper.
+start_bg() {
+  local name="$1"; shift
+  if pid_of "$name" >/dev/null; then return 0; fi
+  rm -f "$RUN/$name.pid"
+  setsid -f bash -c 'echo $$ > "$0"; exec "$@"' "$RUN/$name.pid" "$@" \
+    >>"$LOGS/$name.log" 2>&1 </dev/null
+  local i
+  for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
+  die "$name did not start (see $LOGS/$name.log)"
+}
+
+# stop_pid NAME: SIGTERM the process in run/NAME.pid, wait up to 20 s, then SIGKILL.
+stop_pid() {
+  local name="$1" pid i
+  if pid="$(pid_of "$name")"; then
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop in 20 s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# wait_for DESCRIPTION SECONDS CMD...: retry CMD every 0.5 s until it succeeds.
+wait_for() {
+  local what="$1" secs="$2"; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+  log "$what: ready"
+}
+
+# holder_of_port PORT: PID of the process listening on 127.0.0.1/any PORT (TCP).
+holder_of_port() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
