@@ -1,0 +1,85 @@
+{{/*
+Names. Every generated name is cut at 63 characters (the DNS label limit that
+Kubernetes applies to most names and to label values) and never ends in "-".
+*/}}
+
+{{- define "kaci.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The prefix of every object this release creates. */}}
+{{- define "kaci.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kaci.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "kaci.labels" -}}
+helm.sh/chart: {{ include "kaci.chart" . }}
+{{ include "kaci.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Labels that select the operator Pod; they never change across upgrades. */}}
+{{- define "kaci.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kaci.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaci.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kaci.fullname" .) .Values.serviceAccount.name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* A name with a suffix, cut so that the whole stays within 63 characters. */}}
+{{- define "kaci.suffixed" -}}
+{{- $suffix := index . 1 }}
+{{- $base := include "kaci.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base $suffix }}
+{{- end }}
+
+{{- define "kaci.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The host path of the Docker socket, or "" when the engine is reached over tcp. */}}
+{{- define "kaci.dockerSocketPath" -}}
+{{- if hasPrefix "unix://" .Values.builder.dockerHost }}
+{{- trimPrefix "unix://" .Values.builder.dockerHost }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse value combinations the schema cannot express, with a message that says
+what to change.
+*/}}
+{{- define "kaci.validate" -}}
+{{- if and .Values.rbac.namespaced (empty .Values.watchNamespaces) }}
+{{- fail "rbac.namespaced=true needs watchNamespaces: the namespaces the operator may watch (it gets a Role in each)" }}
+{{- end }}
+{{- $sock := include "kaci.dockerSocketPath" . }}
+{{- if and $sock (not (hasPrefix "/" $sock)) }}
+{{- fail (printf "builder.dockerHost %q: a unix socket needs an absolute path, e.g. unix:///var/run/docker.sock" .Values.builder.dockerHost) }}
+{{- end }}
+{{- end }}
