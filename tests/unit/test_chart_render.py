@@ -1,0 +1,306 @@
+"""The Helm chart, rendered by the real `helm` binary (lint, template, schema).
+
+No cluster is needed: `helm template` renders offline. The rendered manifests
+are checked for the properties the chart promises (secure defaults, RBAC scope,
+settings wiring, names cut at 63 characters); the cluster tier then
+server-side dry-runs the same renders against the real API server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kaci.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kaci"
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+LONGEST_RELEASE = "r" * 53  # Helm refuses release names longer than 53 characters
+
+Manifest = dict[str, Any]
+
+
+def helm() -> str:
+    path = shutil.which("helm")
+    if path is None:
+        pytest.fail("helm is not on PATH: `make cluster` puts it in .cluster/bin")
+    return path
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm(), *args], capture_output=True, text=True, check=False)
+
+
+def render(*args: str, release: str = "kaci") -> list[Manifest]:
+    proc = run_helm("template", release, str(CHART), "--namespace", "kaci-system", *args)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def deployment(docs: list[Manifest]) -> Manifest:
+    (dep,) = of_kind(docs, "Deployment")
+    return dep
+
+
+def container(docs: list[Manifest]) -> Manifest:
+    containers: list[Manifest] = deployment(docs)["spec"]["template"]["spec"]["containers"]
+    (ctr,) = containers
+    return ctr
+
+
+def env_of(docs: list[Manifest]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container(docs)["env"]}
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """The operator's settings object built from the KACI_* variables the chart sets."""
+    fields = {f"KACI_{name.upper()}": name for name in Settings.model_fields}
+    return Settings.model_validate({fields[k]: v for k, v in env.items() if k in fields})
+
+
+def test_lint_default_and_every_ci_values_file() -> None:
+    for extra in [[], *(["-f", str(f)] for f in CI_VALUES)]:
+        proc = run_helm("lint", str(CHART), "--strict", *extra)
+        assert proc.returncode == 0, f"{extra}: {proc.stdout}{proc.stderr}"
+
+
+def test_ci_matrix_covers_the_promised_cases() -> None:
+    names = {f.stem for f in CI_VALUES}
+    assert {
+        "namespaced-values",
+        "tcp-docker-values",
+        "pull-secret-values",
+        "metrics-values",
+        "custom-values",
+        "local-values",
+        "long-names-values",
+    } <= names
+
+
+def test_default_render_has_secure_defaults() -> None:
+    docs = render()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    dep = deployment(docs)
+    assert dep["spec"]["replicas"] == 1
+    # Never two operators at once (standalone kopf).
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    ctr = container(docs)
+    assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
+    assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
+    assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert ctr["args"][:3] == [
+        "--standalone",
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--all-namespaces",
+    ]
+    mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
+    assert mounts == {"tmp": "/tmp", "docker-socket": "/var/run/docker.sock"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["docker-socket"]["hostPath"] == {
+        "path": "/var/run/docker.sock",
+        "type": "Socket",
+    }
+    assert "emptyDir" in volumes["tmp"]
+    assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_rendered_environment_is_a_valid_operator_settings_object() -> None:
+    """Every KACI_* variable the chart sets is a Settings field, with a value it accepts."""
+    for extra in [[], *(["-f", str(f)] for f in CI_VALUES)]:
+        env = {k: v for k, v in env_of(render(*extra)).items() if k.startswith("KACI_")}
+        fields = {f"KACI_{name.upper()}" for name in Settings.model_fields}
+        unknown = set(env) - fields - {"KACI_EXAMPLE_SETTING"}  # custom-values' extraEnv
+        assert not unknown, f"{extra}: not operator settings: {unknown}"
+        assert settings_from(env).registry
+
+
+def test_local_values_wire_the_air_gapped_build_settings() -> None:
+    env = env_of(render("-f", str(CHART / "ci" / "local-values.yaml")))
+    settings = settings_from(env)
+    assert settings.default_base_image == "127.0.0.1:5000/kaci/python:3.11"
+    assert settings.pip_find_links == "/wheels"
+    assert settings.pip_no_index is True
+    assert settings.registry == "127.0.0.1:5000"
+    assert settings.registry_insecure is True
+    assert settings.docker_host == "unix:///var/run/docker.sock"
+
+
+def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
+    docs = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
+    roles = of_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["kaci-ci-a", "kaci-ci-b"]
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
+        "kaci-ci-a",
+        "kaci-ci-b",
+    ]
+    # Cluster-wide: only kopf's read-only discovery, nothing that writes or reads secrets.
+    (cluster_role,) = of_kind(docs, "ClusterRole")
+    for rule in cluster_role["rules"]:
+        assert set(rule["verbs"]) <= {"list", "watch"}
+        assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces"}
+    args = container(docs)["args"]
+    assert "--namespace=kaci-ci-a" in args
+    assert "--namespace=kaci-ci-b" in args
+    assert "--all-namespaces" not in args
+
+
+def test_cluster_rbac_rules_equal_the_namespaced_ones_plus_discovery() -> None:
+    cluster = of_kind(render(), "ClusterRole")[0]["rules"]
+    namespaced = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
+    role_rules = of_kind(namespaced, "Role")[0]["rules"]
+    discovery = of_kind(namespaced, "ClusterRole")[0]["rules"]
+    assert cluster == discovery + role_rules
+    # Least privilege: no wildcards anywhere.
+    for rule in cluster:
+        assert "*" not in rule["verbs"]
+        assert "*" not in rule["resources"]
+        assert "*" not in rule["apiGroups"]
+
+
+def test_tcp_docker_host_mounts_no_host_socket() -> None:
+    docs = render("-f", str(CHART / "ci" / "tcp-docker-values.yaml"))
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    assert not any("hostPath" in v for v in pod["volumes"])
+    assert env_of(docs)["KACI_DOCKER_HOST"] == "tcp://dockerd.kaci-builders.svc:2375"
+    assert env_of(docs)["KACI_BUILD_TIMEOUT_S"] == "600"
+
+
+def test_registry_secrets_are_mounted_and_passed_on() -> None:
+    docs = render("-f", str(CHART / "ci" / "pull-secret-values.yaml"))
+    env = env_of(docs)
+    assert env["KACI_IMAGE_PULL_SECRET"] == "kaci-registry-pull"
+    assert env["KACI_REGISTRY_PUSH_CONFIG"] == "/var/run/kaci/registry-push/config.json"
+    assert env["KACI_REGISTRY_PULL"] == "registry-mirror.example.internal/ml"
+    assert env["KACI_REGISTRY_INSECURE"] == "false"
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    (push,) = [v for v in pod["volumes"] if v["name"] == "registry-push"]
+    assert push["secret"] == {
+        "secretName": "kaci-registry-push",
+        "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+    }
+    assert pod["imagePullSecrets"] == [{"name": "operator-pull"}]
+    assert container(docs)["image"].endswith("@sha256:" + "0" * 64)
+
+
+def test_health_service_selects_the_operator_pod() -> None:
+    docs = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
+    (svc,) = of_kind(docs, "Service")
+    pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert svc["spec"]["ports"][0]["port"] == 9090
+    assert container(docs)["ports"][0]["containerPort"] == 9090
+    assert "--liveness=http://0.0.0.0:9090/healthz" in container(docs)["args"]
+    assert of_kind(render(), "Service") == []
+
+
+def _names_and_label_values(doc: Manifest) -> Iterator[str]:
+    meta = doc["metadata"]
+    yield meta["name"]
+    yield from meta.get("labels", {}).values()
+    for ref in [doc.get("roleRef"), *doc.get("subjects", [])]:
+        if ref:
+            yield ref["name"]
+
+
+def test_names_are_cut_at_63_characters() -> None:
+    docs = render("-f", str(CHART / "ci" / "long-names-values.yaml"), release=LONGEST_RELEASE)
+    assert len(docs) >= 5
+    for doc in docs:
+        for value in _names_and_label_values(doc):
+            assert len(value) <= 63, value
+            assert not value.endswith("-"), value
+    # Suffixed names keep their suffix, so they never collide with the main name.
+    assert any(d["metadata"]["name"].endswith("-health") for d in docs)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "replicaCont=1"], "replicaCont"),
+        (["--set", "builder.dockerhost=tcp://x:2375"], "dockerhost"),
+        (["--set", "registry.insecur=false"], "insecur"),
+        (["--set", "podSecurityContext.runAsUsr=0"], "runAsUsr"),
+        (["--set", "replicaCount=2"], "replicaCount"),
+        (["--set", "builder.dockerHost=/var/run/docker.sock"], "dockerHost"),
+        (["--set", "registry.insecure=maybe"], "insecure"),
+        (["--set", "resources.requests.memory=lots"], "memory"),
+    ],
+)
+def test_a_typo_or_bad_value_fails_through_the_schema(args: list[str], message: str) -> None:
+    proc = run_helm("template", "kaci", str(CHART), *args)
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr
+    assert message in proc.stderr
+
+
+def test_namespaced_rbac_without_namespaces_is_refused_with_a_reason() -> None:
+    proc = run_helm("template", "kaci", str(CHART), "--set", "rbac.namespaced=true")
+    assert proc.returncode != 0
+    assert "watchNamespaces" in proc.stderr
+
+
+def test_schema_forbids_unknown_keys_at_every_object_level() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    free_form = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "object":
+            extra = node.get("additionalProperties")
+            if "properties" in node:
+                assert extra is False, f"{path} allows unknown keys"
+            elif isinstance(extra, dict):
+                assert extra == {"type": "string"}, path  # string maps: labels, annotations
+            else:
+                free_form.append(path)
+        for key, child in node.items():
+            if isinstance(child, dict):
+                walk(child, f"{path}.{key}")
+            elif isinstance(child, list):
+                for i, item in enumerate(child):
+                    walk(item, f"{path}.{key}[{i}]")
+
+    walk(schema, "$")
+    # Kubernetes-typed pass-through objects, checked by the API server (dry-run tests).
+    assert sorted(free_form) == sorted(
+        [
+            "$.properties.global",
+            "$.properties.operator.properties.extraEnv.items.properties.valueFrom",
+            "$.properties.affinity.properties.nodeAffinity",
+            "$.properties.affinity.properties.podAffinity",
+            "$.properties.affinity.properties.podAntiAffinity",
+        ]
+    )
+
+
+def test_every_value_has_a_comment_above_it() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    key = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_-]*:")
+    previous = ""
+    for number, line in enumerate(lines, start=1):
+        if key.match(line):
+            assert previous.lstrip().startswith("#"), f"values.yaml:{number} {line.strip()}"
+        if line.strip():
+            previous = line
+    # ...and every top-level value in values.yaml is in the schema (and the other way round).
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(values) == set(schema["properties"]) - {"global"}
