@@ -1,0 +1,13 @@
+"""kaci.azureml: Azure ML SDK v1's model-deployment calls, on top of kaci's CRDs.
+
+Code written for `azureml.core` runs with only the import prefix changed:
+`from azureml.core.webservice import AciWebservice` becomes
+`from kaci.azureml.core.webservice import AciWebservice`. Class names, method
+names, parameters and defaults follow azureml-core 1.57; what has no meaning on
+Kubernetes is refused or warned about (KaciCompatibilityWarning), never
+silently dropped.
+"""
+
+from kaci.azureml.exceptions import KaciCompatibilityWarning
+
+__all__ = ["KaciCompatibilityWarning"]

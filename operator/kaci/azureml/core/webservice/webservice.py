@@ -1,0 +1,448 @@
+"""Webservice: a deployed model (Azure's azureml.core.webservice.Webservice)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import warnings
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kaci.azureml import _files, _manifests
+from kaci.azureml._names import LABEL_WEBSERVICE, validate_service_name
+from kaci.azureml._upload import upload
+from kaci.azureml._wait import Display, new_log_lines, wait_for
+from kaci.azureml.exceptions import (
+    FailedStateException,
+    KaciCompatibilityWarning,
+    ResourceNotFoundException,
+    WebserviceException,
+)
+
+if TYPE_CHECKING:
+    from kaci.azureml.core.image.container import ContainerImageConfig
+    from kaci.azureml.core.image.image import Image
+    from kaci.azureml.core.model import Model
+    from kaci.azureml.core.webservice.aci import AciServiceDeploymentConfiguration
+    from kaci.azureml.core.workspace import Workspace
+
+Obj = dict[str, Any]
+# `list` is also a method name in the classes below (Azure's API).
+AnyList = list[Any]
+StrList = list[str]
+PLURAL = "webservices"
+FAILED_STATES = ("Failed", "Unschedulable")
+# Seconds delete() waits for the Webservice and what it owns to be gone.
+DELETE_TIMEOUT_S = 180.0
+
+
+def service_verdict(obj: Obj) -> str:
+    """Healthy is success; Failed/Unschedulable end the wait; the rest is in progress."""
+    if not _manifests.is_observed(obj):
+        return "pending"
+    state = obj.get("status", {}).get("state")
+    if state == "Healthy":
+        return "done"
+    if state in FAILED_STATES:
+        return "failed"
+    return "pending"
+
+
+def describe_conditions(obj: Obj) -> str:
+    """One line like `ImageReady=True PodReady=False (ContainerCreating)`."""
+    parts = []
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            continue
+        text = f"{c.get('type')}={c.get('status')}"
+        if c.get("status") != "True" and c.get("reason"):
+            text += f" ({c['reason']})"
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _check_target(deployment_target: Any) -> None:
+    if deployment_target is not None:
+        raise WebserviceException(
+            "deployment_target: kaci deploys into the workspace's namespace (like ACI, which had "
+            "no compute target); leave it None"
+        )
+
+
+def _deploy_config(config: AciServiceDeploymentConfiguration | None) -> Obj:
+    from kaci.azureml.core.webservice.aci import AciServiceDeploymentConfiguration
+
+    return (config or AciServiceDeploymentConfiguration())._spec()
+
+
+class Webservice:
+    """A deployed Webservice; `Webservice(ws, name)` returns an AciWebservice."""
+
+    _webservice_type = "ACI"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Webservice:
+        if cls is Webservice:
+            from kaci.azureml.core.webservice.aci import AciWebservice
+
+            return super().__new__(AciWebservice)
+        return super().__new__(cls)
+
+    def __init__(self, workspace: Workspace, name: str, **kwargs: Any) -> None:
+        self.workspace = workspace
+        obj: Obj | None = kwargs.get("_obj")
+        if obj is None:
+            obj = workspace._kube.get(PLURAL, name)
+            if obj is None:
+                raise ResourceNotFoundException(
+                    f"WebserviceNotFound: webservice with name {name} not found in namespace "
+                    f"{workspace.namespace}"
+                )
+        self._primary_key: str | None = None
+        self._initialize(obj)
+
+    def _initialize(self, obj: Obj) -> None:
+        spec, status = obj.get("spec", {}), obj.get("status", {}) or {}
+        deploy = spec.get("deploymentConfig", {})
+        self._obj = obj
+        self.name = str(obj["metadata"]["name"])
+        self.compute_type = self._webservice_type
+        self.state: str = status.get("state") or "Transitioning"
+        self.scoring_uri: str | None = status.get("scoringUri")
+        self.swagger_uri: str | None = status.get("swaggerUri")
+        self.image_location: str | None = status.get("imageLocation")
+        image = status.get("image") or {}
+        self.image_id: str | None = (
+            f"{image['name']}:{image['version']}"
+            if image.get("name") and image.get("version")
+            else None
+        )
+        self.model_ids = [
+            f"{m['name']}:{m['version']}" for m in status.get("models") or [] if m.get("name")
+        ]
+        self.error: Obj | None = status.get("error") or None
+        self.auth_enabled = bool(deploy.get("authEnabled", False))
+        self.cpu_cores: float | None = deploy.get("cpuCores")
+        self.memory_gb: float | None = deploy.get("memoryGb")
+        self.tags: dict[str, str] = dict(deploy.get("tags") or {})
+        self.properties: dict[str, str] = {}
+        self.description: str | None = deploy.get("description")
+        self.keys_secret: str | None = status.get("keysSecret") or (
+            f"{self.name}-keys" if self.auth_enabled else None
+        )
+        created = obj["metadata"].get("creationTimestamp")
+        self.created_time = (
+            datetime.fromisoformat(str(created).replace("Z", "+00:00")) if created else None
+        )
+        self.location = None  # Azure region: not a thing here
+
+    @property
+    def image(self) -> Image | None:
+        from kaci.azureml.core.image.image import Image
+
+        if not self.image_id:
+            return None
+        name, _, version = self.image_id.partition(":")
+        try:
+            return Image(self.workspace, name=name, version=int(version))
+        except ResourceNotFoundException:
+            return None
+
+    @property
+    def models(self) -> list[Model]:
+        from kaci.azureml.core.model import Model
+
+        out = []
+        for mid in self.model_ids:
+            name, _, version = mid.rpartition(":")
+            out.append(Model(self.workspace, name=name, version=int(version)))
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(workspace={self.workspace!r}, name={self.name}, "
+            f"image_id={self.image_id}, compute_type={self.compute_type}, state={self.state}, "
+            f"scoring_uri={self.scoring_uri}, tags={self.tags}, properties={self.properties})"
+        )
+
+    # -- the three deploy options ---------------------------------------------------
+
+    @staticmethod
+    def deploy(
+        workspace: Workspace,
+        name: str,
+        model_paths: list[str],
+        image_config: ContainerImageConfig,
+        deployment_config: AciServiceDeploymentConfiguration | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+    ) -> Webservice:
+        """Option 1: deploy model files; the operator registers the Model and builds the Image."""
+        validate_service_name(name)
+        _check_target(deployment_target)
+        if not model_paths:
+            raise WebserviceException("model_paths: kaci needs at least one model file or folder")
+        files = _files.merge([_files.collect(p) for p in model_paths])
+        deploy = _deploy_config(deployment_config)
+        config_spec = image_config._spec()
+        Webservice._refuse_existing(workspace, name, overwrite)
+        uploaded = upload(workspace, files, f"{name}-files", {LABEL_WEBSERVICE: name})
+        model_files = dict(uploaded.source)
+        # Azure registered each path as a model named after its file (first 30 chars).
+        model_files["modelName"] = model_paths[0].rstrip("/").split("/")[-1][:30]
+        body = _manifests.webservice_body(
+            name, deploy, model_files=model_files, image_config=config_spec
+        )
+        obj = workspace._kube.apply(PLURAL, body)
+        if uploaded.configmap:
+            workspace._kube.set_owner("ConfigMap", uploaded.configmap, obj)
+        return Webservice(workspace, name, _obj=obj)
+
+    @staticmethod
+    def deploy_from_model(
+        workspace: Workspace,
+        name: str,
+        models: list[Model],
+        image_config: ContainerImageConfig,
+        deployment_config: AciServiceDeploymentConfiguration | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+    ) -> Webservice:
+        """Option 2: deploy registered models; the operator builds the Image."""
+        validate_service_name(name)
+        _check_target(deployment_target)
+        deploy = _deploy_config(deployment_config)
+        Webservice._refuse_existing(workspace, name, overwrite)
+        body = _manifests.webservice_body(
+            name,
+            deploy,
+            models=[(m.name, m.version) for m in models],
+            image_config=image_config._spec(),
+        )
+        obj = workspace._kube.apply(PLURAL, body)
+        return Webservice(workspace, name, _obj=obj)
+
+    @staticmethod
+    def deploy_from_image(
+        workspace: Workspace,
+        name: str,
+        image: Image,
+        deployment_config: AciServiceDeploymentConfiguration | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+    ) -> Webservice:
+        """Option 3: deploy an Image that is already built."""
+        validate_service_name(name)
+        _check_target(deployment_target)
+        deploy = _deploy_config(deployment_config)
+        Webservice._refuse_existing(workspace, name, overwrite)
+        body = _manifests.webservice_body(name, deploy, image=(image.name, image.version))
+        obj = workspace._kube.apply(PLURAL, body)
+        return Webservice(workspace, name, _obj=obj)
+
+    @staticmethod
+    def _refuse_existing(workspace: Workspace, name: str, overwrite: bool) -> None:
+        if not overwrite and workspace._kube.get(PLURAL, name) is not None:
+            raise WebserviceException(
+                f"Service {name} already exists; pass overwrite=True to replace it, or delete it"
+            )
+
+    # -- state ----------------------------------------------------------------------------
+
+    def update_deployment_state(self) -> None:
+        obj = self.workspace._kube.get(PLURAL, self.name)
+        if obj is None:
+            raise ResourceNotFoundException(f"WebserviceNotFound: {self.name}")
+        self._initialize(obj)
+
+    def wait_for_deployment(
+        self, show_output: bool = False, timeout_sec: float | None = None
+    ) -> None:
+        """Wait for Healthy; on failure raise with the reason and a hint to get_logs()."""
+        display = Display(show_output)
+        last: list[str] = []
+        shown_log: list[str] = []
+        kube = self.workspace._kube
+
+        def on_poll(obj: Obj) -> None:
+            nonlocal shown_log
+            state = obj.get("status", {}).get("state") or "Transitioning"
+            conds = describe_conditions(obj)
+            line = f"{state}  {conds}".rstrip()
+            if not last or last[-1] != line:
+                display.line(line, style="bold" if not last or state not in last[-1] else None)
+                last.append(line)
+            display.status(f"{self.name}: {line}")
+            image = self._building_image(obj)
+            if image is not None:
+                log = (image.get("status", {}).get("buildLog") or "").splitlines()
+                for text in new_log_lines(shown_log, log):
+                    display.line(f"  | {text}", style="dim")
+                shown_log = log
+
+        with display.running(f"webservice {self.name}"):
+            obj = wait_for(
+                lambda: kube.get(PLURAL, self.name),
+                service_verdict,  # type: ignore[arg-type]
+                timeout_sec,
+                on_poll,
+                f"webservice {self.name}",
+            )
+        self._initialize(obj)
+        if self.state != "Healthy":
+            err = self.error or {}
+            raise FailedStateException(
+                f"Service deployment polling reached non-successful terminal state, current "
+                f"service state: {self.state}. Error: {err.get('code', 'Unknown')}: "
+                f"{err.get('message', 'no reason given')}. More information can be found using "
+                f"'.get_logs()' (or `kaci webservice logs {self.name}`)."
+            )
+        display.line(
+            f'{self._webservice_type} service creation operation finished, operation "Succeeded"'
+        )
+
+    def _building_image(self, obj: Obj) -> Obj | None:
+        """The Image the operator builds for this service, while it is being built."""
+        spec = obj.get("spec", {})
+        if "image" in spec:
+            return None
+        img = _manifests.condition(obj, "ImageReady")
+        if img is not None and img.get("status") == "True":
+            return None
+        return self.workspace._kube.get("images", self.name)
+
+    @staticmethod
+    def list(
+        workspace: Workspace,
+        compute_type: str | None = None,
+        image_name: str | None = None,
+        image_id: str | None = None,
+        model_name: str | None = None,
+        model_id: str | None = None,
+        tags: list[Any] | None = None,
+        properties: list[Any] | None = None,
+        image_digest: str | None = None,
+    ) -> list[Webservice]:
+        from kaci.azureml.core.model import _tag_match
+        from kaci.azureml.core.webservice.aci import AciWebservice
+
+        if compute_type not in (None, "ACI"):
+            return []
+        out: list[Webservice] = []
+        for obj in workspace._kube.list_objects(PLURAL):
+            svc = AciWebservice(workspace, obj["metadata"]["name"], _obj=obj)
+            if image_name is not None and (svc.image_id or "").split(":")[0] != image_name:
+                continue
+            if image_id is not None and svc.image_id != image_id:
+                continue
+            if model_name is not None and model_name not in [
+                m.rpartition(":")[0] for m in svc.model_ids
+            ]:
+                continue
+            if model_id is not None and model_id not in svc.model_ids:
+                continue
+            if image_digest is not None and not (svc.image_location or "").endswith(image_digest):
+                continue
+            if not _tag_match(svc.tags, tags) or properties:
+                continue
+            out.append(svc)
+        return out
+
+    # -- logs and keys ------------------------------------------------------------------
+
+    def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
+        """Logs of the service's newest Pod; init=True: of its previous (crashed) container."""
+        pods = self.workspace._kube.list_pods(f"{LABEL_WEBSERVICE}={self.name}")
+        if not pods:
+            return ""
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        return self.workspace._kube.pod_logs(pod["metadata"]["name"], num_lines, previous=init)
+
+    def get_keys(self) -> tuple[str, str]:
+        if not self.auth_enabled:
+            raise WebserviceException(f"webservice {self.name} has auth disabled: it has no keys")
+        import base64
+
+        secret = self.workspace._kube.read_secret(self.keys_secret or f"{self.name}-keys")
+        data = secret.get("data") or {}
+        try:
+            return (
+                base64.b64decode(data["primaryKey"]).decode(),
+                base64.b64decode(data["secondaryKey"]).decode(),
+            )
+        except KeyError as exc:
+            raise WebserviceException(f"Invalid response key: {exc.args[0]}") from None
+
+    def regen_key(self, key: str, set_key: str | None = None) -> None:
+        """Replace the Primary or Secondary key (a new random one, or set_key)."""
+        if not key:
+            raise WebserviceException(
+                "Error, must specify which key with be regenerated: Primary, Secondary"
+            )
+        key = key.capitalize()
+        if key not in ("Primary", "Secondary"):
+            raise WebserviceException(
+                f"Error, invalid value provided for key: {key}. "
+                "Valid options are: Primary, Secondary"
+            )
+        if not self.auth_enabled:
+            raise WebserviceException(f"webservice {self.name} has auth disabled: it has no keys")
+        import base64
+
+        value = set_key or secrets.token_urlsafe(32)
+        field = "primaryKey" if key == "Primary" else "secondaryKey"
+        self.workspace._kube.patch_secret(
+            self.keys_secret or f"{self.name}-keys",
+            {"data": {field: base64.b64encode(value.encode()).decode()}},
+        )
+        self._primary_key = None
+
+    def delete(self) -> None:
+        """Delete the service and what it owns; fine if it is already gone."""
+        kube = self.workspace._kube
+        if not kube.delete(PLURAL, self.name):
+            print(f"No service with name {self.name} found to delete.")
+            self.state = "Deleting"
+            return
+        self.state = "Deleting"
+        import time
+
+        deadline = time.monotonic() + DELETE_TIMEOUT_S
+        while kube.get(PLURAL, self.name) is not None and time.monotonic() < deadline:
+            time.sleep(1)
+
+    def serialize(self) -> Obj:
+        return {
+            "name": self.name,
+            "computeType": self.compute_type,
+            "state": self.state,
+            "scoringUri": self.scoring_uri,
+            "swaggerUri": self.swagger_uri,
+            "imageId": self.image_id,
+            "imageLocation": self.image_location,
+            "modelIds": self.model_ids,
+            "cpuCores": self.cpu_cores,
+            "memoryGb": self.memory_gb,
+            "authEnabled": self.auth_enabled,
+            "tags": self.tags,
+            "description": self.description,
+            "error": self.error,
+            "createdTime": self.created_time.isoformat() if self.created_time else None,
+        }
+
+    def _raise_bad_response(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        text = body[:2000].decode(errors="replace")
+        raise WebserviceException(
+            "Received bad response from service. More information can be found by calling "
+            f"`.get_logs()` on the webservice object. Response Code: {status} Content: {text}",
+            status_code=status,
+        )
+
+    def _warn(self, msg: str) -> None:
+        warnings.warn(msg, KaciCompatibilityWarning, stacklevel=3)
+
+    @staticmethod
+    def _decode(body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body.decode(errors="replace")
