@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     # Builds running at once (each is one Docker Engine build).
     max_parallel_builds: int = Field(default=2, gt=0)
 
+    # Model URLs: networks never downloaded from (besides loopback, link-local and the API
+    # server, always refused): the cluster's Service and Pod ranges (comma-separated CIDRs).
+    url_blocked_networks: str = "10.96.0.0/12"
+    # Networks allowed even so (e.g. "127.0.0.1/32" for a local test file server).
+    url_allowed_networks: str = ""
+    # Largest total size of one model's files, in bytes (they pass through the operator).
+    max_model_bytes: int = Field(default=1 << 30, gt=0)
+    # Image of the short-lived Pod that reads a PVC model source (needs `tar`);
+    # default_base_image when unset.
+    helper_image: str | None = None
+
     # Cluster DNS suffix used in scoringUri.
     cluster_domain: str = "cluster.local"
 

@@ -1,0 +1,213 @@
+"""The Docker Engine edge: registry look-ups, builds with streamed output, pushes.
+
+Everything that touches the registry goes through the engine (it holds the
+registry configuration and credentials), so the operator needs only the engine's
+address. Each build gets its own API client so a timed-out build can be cut off
+(closing the connection makes the engine cancel the build) without touching
+other builds.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import docker
+import docker.errors
+from docker.auth import load_config, resolve_authconfig
+from docker.utils import parse_repository_tag
+
+from kaci import imagerender
+from kaci.buildlog import BuildLog
+from kaci.modelfiles import ModelFileError, check_name
+from kaci.settings import Settings
+
+
+class BuildError(RuntimeError):
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class Builder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._slots = threading.BoundedSemaphore(settings.max_parallel_builds)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _client(self, timeout: int = 120) -> docker.APIClient:
+        return docker.APIClient(base_url=self.settings.docker_host, timeout=timeout, version="auto")
+
+    def _auth(self, ref: str) -> dict[str, Any] | None:
+        if not self.settings.registry_push_config:
+            return None
+        config = load_config(self.settings.registry_push_config)
+        return resolve_authconfig(config, ref.split("/", 1)[0])  # type: ignore[no-any-return]
+
+    def lock_for(self, key: str) -> threading.Lock:
+        """One build per tag at a time in this process: a second asker waits, then
+        finds the tag in the registry."""
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def remote_digest(self, ref: str) -> str | None:
+        """The manifest digest of `ref` in its registry, or None when it is not there."""
+        client = self._client()
+        try:
+            info = client.inspect_distribution(ref, auth_config=self._auth(ref))
+            return str(info["Descriptor"]["digest"])
+        except docker.errors.APIError:
+            return None
+        finally:
+            client.close()
+
+    def base_digest(self, ref: str) -> str | None:
+        """A digest of the base image: the registry's when it has one, else the local ID."""
+        found = self.remote_digest(ref)
+        if found:
+            return found
+        client = self._client()
+        try:
+            return str(client.inspect_image(ref)["Id"])
+        except docker.errors.APIError:
+            return None
+        finally:
+            client.close()
+
+    def build_and_push(
+        self,
+        context: Mapping[str, bytes],
+        ref: str,
+        on_lines: Callable[[list[str], BuildLog], None] | None = None,
+    ) -> str:
+        """Build `context` as `ref`, push it, return the pushed manifest digest."""
+        deadline = time.monotonic() + self.settings.build_timeout_s
+        log = BuildLog()
+        with self._slots:
+            client = self._client(timeout=self.settings.build_timeout_s)
+            try:
+                stream = client.build(
+                    fileobj=io.BytesIO(imagerender.tar_context(context)),
+                    custom_context=True,
+                    tag=ref,
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                    pull=False,
+                )
+                self._follow(stream, log, deadline, on_lines)
+                if log.error:
+                    raise BuildError(log.explain(), log.tail())
+                return self._push(client, ref, log, deadline, on_lines)
+            except docker.errors.APIError as e:
+                raise BuildError(
+                    f"the Docker engine refused the build: {e.explanation or e}", log.tail()
+                ) from e
+            finally:
+                client.close()
+
+    def _follow(
+        self,
+        stream: Iterator[dict[str, Any]],
+        log: BuildLog,
+        deadline: float,
+        on_lines: Callable[[list[str], BuildLog], None] | None,
+    ) -> None:
+        for item in stream:
+            new = log.feed(item)
+            if new and on_lines:
+                on_lines(new, log)
+            if time.monotonic() > deadline:
+                raise BuildError(
+                    f"build timed out after {self.settings.build_timeout_s}s"
+                    f" at {log.step or 'start'}",
+                    log.tail(),
+                )
+
+    def _push(
+        self,
+        client: docker.APIClient,
+        ref: str,
+        log: BuildLog,
+        deadline: float,
+        on_lines: Callable[[list[str], BuildLog], None] | None,
+    ) -> str:
+        repo, tag = parse_repository_tag(ref)
+        digest: str | None = None
+        for item in client.push(
+            repo, tag=tag, stream=True, decode=True, auth_config=self._auth(ref)
+        ):
+            if "error" in item:
+                raise BuildError(f"push to {repo} failed: {item['error']}", log.tail())
+            aux = item.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = str(aux["Digest"])
+            if time.monotonic() > deadline:
+                raise BuildError("push timed out", log.tail())
+        if on_lines:
+            on_lines([f"pushed {ref}"], log)
+        if not digest:
+            digest = self.remote_digest(ref)
+        if not digest:
+            raise BuildError(f"push of {ref} reported no digest", log.tail())
+        return digest
+
+    def files_from_image(self, ref: str, path: str, max_bytes: int) -> dict[str, bytes]:
+        """The regular files under `path` in image `ref` (pulled through the engine)."""
+        client = self._client(timeout=600)
+        repo, tag = parse_repository_tag(ref)
+        try:
+            try:
+                client.inspect_image(ref)
+            except docker.errors.ImageNotFound:
+                client.pull(repo, tag=tag or "latest", auth_config=self._auth(ref))
+            # create (never start) a container just to read its filesystem.
+            container = client.create_container(ref, command=["/kaci-never-runs"])
+            try:
+                stream, _ = client.get_archive(container["Id"], path or "/")
+                data = b"".join(stream)
+            finally:
+                client.remove_container(container["Id"], force=True)
+        finally:
+            client.close()
+        return files_from_tar(data, max_bytes, strip_first=path not in ("", "/"))
+
+
+# What the engine adds to every container's filesystem (empty placeholders): not model files.
+_INIT_LAYER = {".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"}
+_INIT_DIRS = {"dev", "proc", "sys"}
+
+
+def files_from_tar(data: bytes, max_bytes: int, strip_first: bool) -> dict[str, bytes]:
+    """Regular files of a tar, names checked (no '..', not absolute), total size capped.
+
+    `strip_first` drops the top folder the engine puts in an archive of a folder.
+    """
+    files: dict[str, bytes] = {}
+    total = 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            name = member.name
+            if strip_first and "/" in name.strip("/"):
+                name = name.strip("/").split("/", 1)[1]
+            elif strip_first:
+                name = name.strip("/").rsplit("/", 1)[-1]
+            name = check_name(name)
+            if not strip_first and (name in _INIT_LAYER or name.split("/", 1)[0] in _INIT_DIRS):
+                continue
+            total += member.size
+            if total > max_bytes:
+                raise ModelFileError(f"the model files are larger than {max_bytes} bytes")
+            f = tar.extractfile(member)
+            if f is not None:
+                files[name] = f.read()
+    if not files:
+        raise ModelFileError("no files found in the model source")
+    return files

@@ -1,0 +1,62 @@
+"""Status conditions (pure): build them, keep transition times, derive Ready."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Condition = dict[str, Any]
+
+
+def condition(ctype: str, ok: bool | None, reason: str, message: str, generation: int) -> Condition:
+    status = "Unknown" if ok is None else ("True" if ok else "False")
+    return {
+        "type": ctype,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def merge(
+    old: Iterable[Mapping[str, Any]] | None, new: Iterable[Condition], now: str
+) -> list[Condition]:
+    """New conditions replace old ones of the same type; lastTransitionTime moves only
+    when the status changes (so watchers can tell how long a state has held)."""
+    previous = {c.get("type"): c for c in (old or [])}
+    merged: dict[str, Condition] = {str(t): dict(c) for t, c in previous.items() if t is not None}
+    for c in new:
+        before = previous.get(c["type"])
+        out = dict(c)
+        if (
+            before is not None
+            and before.get("status") == c["status"]
+            and before.get("lastTransitionTime")
+        ):
+            out["lastTransitionTime"] = before["lastTransitionTime"]
+        else:
+            out["lastTransitionTime"] = now
+        merged[c["type"]] = out
+    return sorted(merged.values(), key=lambda c: (c["type"] != "Ready", c["type"]))
+
+
+def ready(parts: Iterable[Condition], generation: int) -> Condition:
+    """Ready is True only when every part is True; otherwise it carries the first
+    part that is not, so `kubectl wait` users see why."""
+    for c in parts:
+        if c["status"] != "True":
+            return condition("Ready", False, c["reason"], c["message"], generation)
+    return condition("Ready", True, "Ready", "all parts are ready", generation)
+
+
+def get(conditions: Iterable[Mapping[str, Any]] | None, ctype: str) -> Mapping[str, Any] | None:
+    for c in conditions or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def is_true(conditions: Iterable[Mapping[str, Any]] | None, ctype: str) -> bool:
+    c = get(conditions, ctype)
+    return c is not None and c.get("status") == "True"

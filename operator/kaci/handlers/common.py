@@ -1,0 +1,33 @@
+"""What the handlers share: settings, the builder, time, pokes."""
+
+from __future__ import annotations
+
+import datetime
+from functools import lru_cache
+from typing import Any
+
+from kaci import kube, names
+from kaci.builder import Builder
+from kaci.settings import get_settings
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=1)
+def builder() -> Builder:
+    return Builder(get_settings())
+
+
+def poke(plural: str, namespace: str, name: str, value: str) -> None:
+    """Make kopf re-run a dependent object's reconcile: an annotation change is a change."""
+    kube.patch_annotations(plural, namespace, name, {names.POKE_ANNOTATION: value})
+
+
+def model_name_of(model: dict[str, Any]) -> str:
+    return str(model.get("spec", {}).get("modelName") or model["metadata"]["name"])
+
+
+def image_name_of(image: dict[str, Any]) -> str:
+    return str(image.get("spec", {}).get("imageName") or image["metadata"]["name"])

@@ -1,0 +1,312 @@
+"""Image: render the Dockerfile and context, build once per content hash, push."""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from kaci import conda, conditions, imagerender, kube, names, scorecheck
+from kaci.builder import BuildError
+from kaci.buildlog import BuildLog
+from kaci.handlers.common import builder, image_name_of, model_name_of, now, poke
+from kaci.modelsource import SourceNotReadyError
+from kaci.settings import get_settings
+
+PLURAL = "images"
+LOG_TAIL_LINES = 30
+
+
+class ImageSpecError(ValueError):
+    pass
+
+
+def runtime_files() -> dict[str, bytes]:
+    """kaci_runtime's source, as installed beside the operator."""
+    spec = find_spec("kaci_runtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("kaci_runtime is not installed beside the operator")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    out: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            out[path.relative_to(root).as_posix()] = path.read_bytes()
+    return out
+
+
+def runtime_requirements() -> list[str]:
+    """The `runtime` extra of the kaci distribution: what scoring images need."""
+    out: list[str] = []
+    for req in metadata.requires("kaci") or []:
+        if ";" in req and "extra" in req.split(";", 1)[1] and '"runtime"' in req.split(";", 1)[1]:
+            out.append(req.split(";", 1)[0].strip())
+    return out
+
+
+def read_text(namespace: str, src: dict[str, Any], what: str) -> str:
+    if "inline" in src:
+        return str(src["inline"])
+    ref = src["configMap"]
+    cm = kube.read_or_none(kube.core().read_namespaced_config_map, ref["name"], namespace)
+    if cm is None:
+        raise SourceNotReadyError(
+            "ConfigMapNotFound",
+            f"{what}: ConfigMap {ref['name']} not found in namespace {namespace}",
+        )
+    data = cm.data or {}
+    if ref["key"] not in data:
+        raise ImageSpecError(
+            f"{what}: ConfigMap {ref['name']} has no key {ref['key']!r} "
+            f"(it has: {', '.join(sorted(data)) or 'none'})"
+        )
+    return str(data[ref["key"]])
+
+
+def resolve_models(namespace: str, refs: list[dict[str, Any]]) -> list[imagerender.ModelLayer]:
+    models = kube.list_custom("models", namespace)
+    out: list[imagerender.ModelLayer] = []
+    for ref in refs:
+        found = [m for m in models if model_name_of(m) == ref["name"]]
+        if not found:
+            raise SourceNotReadyError(
+                "ModelNotFound",
+                f"model {ref['name']} not found in namespace {namespace}: "
+                f"register it first (a Model with modelName {ref['name']})",
+            )
+        versions = [v for m in found for v in (m.get("status", {}).get("versions") or [])]
+        if not versions:
+            raise SourceNotReadyError(
+                "ModelNotReady", f"model {ref['name']} has no stored version yet"
+            )
+        if ref.get("version"):
+            match = [v for v in versions if v.get("version") == ref["version"]]
+            if not match:
+                latest = max(int(v["version"]) for v in versions)
+                raise SourceNotReadyError(
+                    "ModelVersionNotFound",
+                    f"model {ref['name']} has no version {ref['version']} (latest is {latest})",
+                )
+            v = match[0]
+        else:
+            v = max(versions, key=lambda x: int(x["version"]))
+        out.append(imagerender.ModelLayer(ref["name"], int(v["version"]), str(v["location"])))
+    return out
+
+
+def render_inputs(namespace: str, spec: dict[str, Any]) -> imagerender.ScoringImageInputs:
+    settings = get_settings()
+    score = read_text(namespace, spec["executionScript"], "executionScript")
+    problem = scorecheck.problem(score)
+    if problem:
+        raise ImageSpecError(problem)
+    conda_reqs: list[str] = []
+    if spec.get("condaFile"):
+        try:
+            conda_reqs = conda.pip_requirements(
+                read_text(namespace, spec["condaFile"], "condaFile")
+            )
+        except conda.CondaFileError as e:
+            raise ImageSpecError(str(e)) from e
+    reqs = conda.merge_requirements(
+        runtime_requirements(), conda_reqs, list(spec.get("pipRequirements") or [])
+    )
+    return imagerender.ScoringImageInputs(
+        base_image=spec.get("baseImage") or settings.default_base_image,
+        requirements=reqs,
+        score_py=score.encode(),
+        models=resolve_models(namespace, list(spec.get("models") or [])),
+        runtime_files=runtime_files(),
+        docker_steps=str(spec.get("dockerSteps") or ""),
+        pip=imagerender.PipOptions(
+            settings.pip_index_url, settings.pip_find_links, settings.pip_no_index
+        ),
+    )
+
+
+def next_image_version(namespace: str, image_name: str, own: dict[str, Any], content: str) -> int:
+    """Versions count per imageName: unchanged content keeps its version; new content
+    gets one more than any Image of that name in the namespace has (status is the
+    durable counter, so it survives operator restarts)."""
+    if own.get("contentHash") == content and own.get("version"):
+        return int(own["version"])
+    others = [
+        int(i.get("status", {}).get("version") or 0)
+        for i in kube.list_custom(PLURAL, namespace)
+        if image_name_of(i) == image_name
+    ]
+    return max([int(own.get("version") or 0), *others]) + 1
+
+
+class _Progress:
+    """Streams build lines into Events and the log tail into status, at most every 3 s."""
+
+    def __init__(self, body: kopf.Body, namespace: str, name: str) -> None:
+        self.body, self.namespace, self.name = body, namespace, name
+        self.last = 0.0
+        self.lock = threading.Lock()
+        self.log: BuildLog | None = None
+
+    def __call__(self, lines: list[str], log: BuildLog) -> None:
+        self.log = log
+        for line in lines:
+            if line.startswith("Step ") or line.startswith("pushed "):
+                kopf.info(self.body, reason="Building", message=line[:1000])
+        with self.lock:
+            if time.monotonic() - self.last >= 3:
+                self.last = time.monotonic()
+                kube.patch_status(
+                    PLURAL, self.namespace, self.name, {"buildLog": log.tail(LOG_TAIL_LINES)}
+                )
+
+
+def _set(
+    namespace: str,
+    name: str,
+    old: dict[str, Any],
+    gen: int,
+    ok: bool,
+    reason: str,
+    message: str,
+    **fields: Any,
+) -> None:
+    cond = conditions.condition("Ready", ok, reason, message, gen)
+    kube.patch_status(
+        PLURAL,
+        namespace,
+        name,
+        {
+            **fields,
+            "observedGeneration": gen,
+            "conditions": conditions.merge(old.get("conditions"), [cond], now()),
+        },
+    )
+
+
+@kopf.on.resume(names.GROUP, names.VERSION, PLURAL)
+@kopf.on.create(names.GROUP, names.VERSION, PLURAL)
+@kopf.on.update(names.GROUP, names.VERSION, PLURAL)
+def reconcile_image(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    name: str,
+    namespace: str | None,
+    status: kopf.Status,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    assert namespace is not None  # all three kinds are namespaced
+    settings = get_settings()
+    gen = int(body["metadata"].get("generation", 1))
+    st = dict(status)
+    image_name = image_name_of(dict(body))
+    if not st.get("state"):
+        _set(
+            namespace, name, st, gen, False, "NotStarted", "preparing the build", state="NotStarted"
+        )
+    try:
+        inputs = render_inputs(namespace, dict(spec))
+    except ImageSpecError as e:
+        _set(namespace, name, st, gen, False, "BadSpec", str(e), state="Failed")
+        raise kopf.PermanentError(str(e)) from e
+    except SourceNotReadyError as e:
+        _set(
+            namespace,
+            name,
+            st,
+            gen,
+            False,
+            e.reason,
+            str(e),
+            state="Failed" if e.reason.endswith("NotFound") else "NotStarted",
+        )
+        raise kopf.TemporaryError(str(e), delay=15) from e
+
+    b = builder()
+    context = imagerender.scoring_context(inputs)
+    content = imagerender.content_hash(context, b.base_digest(inputs.base_image))
+    models = [{"name": m.name, "version": m.version} for m in inputs.models]
+    version = next_image_version(namespace, image_name, st, content)
+    if (
+        st.get("contentHash") == content
+        and st.get("state") == "Succeeded"
+        and st.get("imageLocation")
+    ):
+        _set(namespace, name, st, gen, True, "Succeeded", "the image is built", models=models)
+        return
+    tag = f"{names.scoring_repo(settings.registry, namespace, image_name)}:{content[:24]}"
+    with b.lock_for(tag):
+        digest = b.remote_digest(tag)
+        build_log = f"reused {tag}: an image with the same inputs was already built"
+        if digest is None:
+            _set(
+                namespace,
+                name,
+                st,
+                gen,
+                False,
+                "Running",
+                f"building {tag}",
+                state="Running",
+                version=version,
+                contentHash=content,
+                models=models,
+                buildLog="",
+            )
+            progress = _Progress(body, namespace, name)
+            try:
+                digest = b.build_and_push(context, tag, progress)
+            except BuildError as e:
+                _set(
+                    namespace,
+                    name,
+                    st,
+                    gen,
+                    False,
+                    "BuildError",
+                    str(e),
+                    state="Failed",
+                    version=version,
+                    contentHash=content,
+                    buildLog=e.log_tail,
+                )
+                kopf.warn(body, reason="BuildError", message=str(e)[:1000])
+                raise kopf.PermanentError(str(e)) from e
+            build_log = (progress.log.tail(LOG_TAIL_LINES) if progress.log else "") + (
+                f"\nbuilt and pushed {tag}"
+            )
+    location = f"{names.scoring_repo(settings.pull_registry, namespace, image_name)}@{digest}"
+    _set(
+        namespace,
+        name,
+        st,
+        gen,
+        True,
+        "Succeeded",
+        f"image version {version} is built",
+        state="Succeeded",
+        version=version,
+        contentHash=content,
+        imageLocation=location,
+        models=models,
+        buildLog=build_log,
+    )
+    kopf.info(body, reason="Succeeded", message=f"{image_name} version {version}: {location}")
+    logger.info(f"image {image_name} version {version} at {location}")
+    _poke_webservices(namespace, dict(body), image_name, content)
+
+
+def _poke_webservices(namespace: str, image: dict[str, Any], image_name: str, content: str) -> None:
+    owners = {
+        o["name"]
+        for o in image["metadata"].get("ownerReferences") or []
+        if o.get("kind") == "Webservice"
+    }
+    for ws in kube.list_custom("webservices", namespace):
+        ref = ws.get("spec", {}).get("image") or {}
+        if ws["metadata"]["name"] in owners or ref.get("name") == image_name:
+            poke("webservices", namespace, ws["metadata"]["name"], content[:16])

@@ -1,0 +1,119 @@
+"""The Kubernetes edge: API clients, server-side apply, status patches.
+
+Desired objects come from pure render functions; this module only sends them.
+Server-side apply (field manager "kaci", forced) is "get, create or patch" in
+one call, idempotent, and adopts an existing object by setting our owner
+reference on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, cast
+
+from kubernetes import client, config, dynamic
+from kubernetes.client.exceptions import ApiException
+
+from kaci.names import GROUP, MANAGER, VERSION
+
+_lock = threading.Lock()
+_api: client.ApiClient | None = None
+_dyn: dynamic.DynamicClient | None = None
+
+
+def load() -> None:
+    """Credentials: in-cluster when running in a Pod, else KUBECONFIG."""
+    global _api, _dyn
+    with _lock:
+        if _api is not None:
+            return
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        _api = client.ApiClient()
+        _dyn = dynamic.DynamicClient(_api)  # type: ignore[no-untyped-call]
+
+
+def api() -> client.ApiClient:
+    load()
+    assert _api is not None
+    return _api
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api())
+
+
+def apps() -> client.AppsV1Api:
+    return client.AppsV1Api(api())
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api())
+
+
+def apply(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply one object; returns the object as the server has it."""
+    load()
+    assert _dyn is not None
+    resource = _dyn.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    result = resource.server_side_apply(
+        body=manifest,
+        namespace=manifest["metadata"].get("namespace"),
+        field_manager=MANAGER,
+        force_conflicts=True,
+    )
+    return result.to_dict()  # type: ignore[no-any-return]
+
+
+def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        obj = custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        return cast(dict[str, Any], obj)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def list_custom(plural: str, namespace: str) -> list[dict[str, Any]]:
+    out = cast(
+        dict[str, Any], custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+    )
+    return list(out.get("items", []))
+
+
+def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Merge-patch the status subresource (missing object: nothing to do)."""
+    try:
+        custom().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}
+        )
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def patch_annotations(plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+    try:
+        custom().patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": annotations}}
+        )
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def read_or_none(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def to_json(obj: Any) -> Any:
+    """A client model object in the API server's JSON form (camelCase keys)."""
+    return api().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]

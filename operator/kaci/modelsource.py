@@ -1,0 +1,256 @@
+"""Fetch a Model's files from its source (the side-effect edge for models).
+
+ConfigMap keys (data and binaryData), an http(s) URL (checked by urlpolicy, with
+an optional sha256), an OCI image (read through the Docker Engine), or a path
+on a PVC (read by a short-lived Pod that mounts the claim read-only; the files
+come back as a tar through the API server's exec stream).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any, cast
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream as k8s_stream
+
+from kaci import kube, urlpolicy
+from kaci.builder import Builder, files_from_tar
+from kaci.modelfiles import ModelFileError, check_name
+from kaci.settings import Settings
+
+
+class SourceNotReadyError(RuntimeError):
+    """A referenced object is missing; it may appear later (retry with a delay)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def from_configmap(namespace: str, src: Mapping[str, Any]) -> dict[str, bytes]:
+    cm = kube.read_or_none(kube.core().read_namespaced_config_map, src["name"], namespace)
+    if cm is None:
+        raise SourceNotReadyError(
+            "ConfigMapNotFound", f"ConfigMap {src['name']} not found in namespace {namespace}"
+        )
+    entries: dict[str, bytes] = {k: v.encode() for k, v in (cm.data or {}).items()}
+    for k, v in (cm.binary_data or {}).items():
+        entries[k] = base64.b64decode(v)
+    keys = src.get("keys") or sorted(entries)
+    files: dict[str, bytes] = {}
+    for key in keys:
+        if key not in entries:
+            raise ModelFileError(
+                f"ConfigMap {src['name']} has no key {key!r} "
+                f"(it has: {', '.join(sorted(entries)) or 'none'})"
+            )
+        files[check_name(key)] = entries[key]
+    if not files:
+        raise ModelFileError(f"ConfigMap {src['name']} holds no files")
+    return files
+
+
+def api_server_networks() -> list[urlpolicy.Network]:
+    """The API server's own addresses: never a model store."""
+    host = kube.api().configuration.host
+    out: list[urlpolicy.Network] = []
+    try:
+        hostname, port = urlpolicy.check_syntax(host)
+        for a in urlpolicy.system_resolver(hostname, port):
+            out.append(urlpolicy.parse_networks(a)[0])
+    except (urlpolicy.URLRefusedError, OSError, ValueError):
+        pass
+    return out
+
+
+def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
+    url = str(src["url"])
+    blocked = urlpolicy.parse_networks(settings.url_blocked_networks) + api_server_networks()
+    allowed = urlpolicy.parse_networks(settings.url_allowed_networks)
+    try:
+        urlpolicy.check_url(url, blocked, allowed)
+    except urlpolicy.URLRefusedError as e:
+        raise ModelFileError(f"model URL refused: {e}") from e
+    name = src.get("fileName") or PurePosixPath(url.split("?", 1)[0].split("#", 1)[0]).name
+    name = check_name(name or "model")
+    # Redirects are not followed: the target would escape the address check above.
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(url, timeout=60) as resp:
+            data = resp.read(settings.max_model_bytes + 1)
+    except urllib.error.HTTPError as e:
+        raise SourceNotReadyError(
+            "DownloadFailed", f"downloading {url} failed: HTTP {e.code}"
+        ) from e
+    except (urllib.error.URLError, OSError) as e:
+        raise SourceNotReadyError("DownloadFailed", f"downloading {url} failed: {e}") from e
+    if len(data) > settings.max_model_bytes:
+        raise ModelFileError(f"the file at {url} is larger than {settings.max_model_bytes} bytes")
+    want = src.get("sha256")
+    if want:
+        got = hashlib.sha256(data).hexdigest()
+        if got.lower() != str(want).lower():
+            raise ModelFileError(
+                f"the file at {url} has sha256 {got}, not the expected {want}: "
+                f"fix sha256 or the URL"
+            )
+    return {name: data}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def from_pvc(
+    namespace: str, src: Mapping[str, Any], owner_name: str, settings: Settings
+) -> dict[str, bytes]:
+    claim = str(src["claimName"])
+    if (
+        kube.read_or_none(kube.core().read_namespaced_persistent_volume_claim, claim, namespace)
+        is None
+    ):
+        raise SourceNotReadyError(
+            "PVCNotFound", f"PersistentVolumeClaim {claim} not found in namespace {namespace}"
+        )
+    rel = check_name(str(src["path"]).lstrip("/")) if str(src["path"]).strip("/") else "."
+    pod_name = f"kaci-read-{owner_name}"[:63].rstrip("-")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kaci",
+                "app.kubernetes.io/name": "kaci-model-reader",
+            },
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "activeDeadlineSeconds": 600,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "reader",
+                    "image": settings.helper_image or settings.default_base_image,
+                    "command": ["sleep", "600"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "readOnlyRootFilesystem": True,
+                    },
+                    "volumeMounts": [{"name": "model", "mountPath": "/model", "readOnly": True}],
+                }
+            ],
+            "volumes": [
+                {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+            ],
+        },
+    }
+    core = kube.core()
+    existing = kube.read_or_none(core.read_namespaced_pod, pod_name, namespace)
+    if existing is None:
+        try:
+            core.create_namespaced_pod(namespace, cast(Any, pod))
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    try:
+        phase = _wait_running(namespace, pod_name)
+        if phase != "Running":
+            raise SourceNotReadyError(
+                "ReaderPodNotRunning", f"the Pod reading PVC {claim} is {phase}"
+            )
+        resp = k8s_stream(
+            core.connect_get_namespaced_pod_exec,
+            pod_name,
+            namespace,
+            container="reader",
+            command=["tar", "-C", "/model", "-cf", "-", rel],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+            binary=True,
+        )
+        chunks: list[bytes] = []
+        err: list[bytes] = []
+        while resp.is_open():
+            resp.update(timeout=5)
+            if resp.peek_stdout():
+                chunks.append(_as_bytes(resp.read_stdout()))
+            if resp.peek_stderr():
+                err.append(_as_bytes(resp.read_stderr()))
+        resp.close()
+        data = b"".join(chunks)
+        if not data:
+            raise ModelFileError(
+                f"path {src['path']} not found on PVC {claim}: "
+                f"{b''.join(err).decode(errors='replace')}"
+            )
+        return files_from_tar(data, settings.max_model_bytes, strip_first=rel != ".")
+    finally:
+        kube.read_or_none(core.delete_namespaced_pod, pod_name, namespace, grace_period_seconds=0)
+
+
+def _as_bytes(x: Any) -> bytes:
+    return x if isinstance(x, bytes) else str(x).encode("latin-1")
+
+
+def _wait_running(namespace: str, pod_name: str) -> str:
+    """Watch the reader Pod until it runs (bounded by the watch's timeout)."""
+    from kubernetes import watch
+
+    w = watch.Watch()  # type: ignore[no-untyped-call]
+    phase = "Pending"
+    deadline = time.monotonic() + 120
+    for event in w.stream(  # type: ignore[no-untyped-call]
+        kube.core().list_namespaced_pod,
+        namespace,
+        field_selector=f"metadata.name={pod_name}",
+        timeout_seconds=120,
+    ):
+        phase = event["object"].status.phase or "Pending"
+        if phase != "Pending" or time.monotonic() > deadline:
+            w.stop()  # type: ignore[no-untyped-call]
+            break
+    return phase
+
+
+def fetch(
+    namespace: str, source: Mapping[str, Any], owner_name: str, settings: Settings, builder: Builder
+) -> dict[str, bytes]:
+    if "configMap" in source:
+        return from_configmap(namespace, source["configMap"])
+    if "url" in source:
+        return from_url(source["url"], settings)
+    if "pvc" in source:
+        return from_pvc(namespace, source["pvc"], owner_name, settings)
+    if "image" in source:
+        img = source["image"]
+        try:
+            return builder.files_from_image(
+                str(img["reference"]), str(img.get("path") or "/"), settings.max_model_bytes
+            )
+        except ModelFileError:
+            raise
+        except Exception as e:  # the engine's errors: pull failures, missing paths
+            raise SourceNotReadyError(
+                "ImageReadFailed", f"reading model files from image {img['reference']} failed: {e}"
+            ) from e
+    raise ModelFileError("the model source names none of configMap, url, pvc, image")

@@ -1,0 +1,180 @@
+"""A Webservice's Deployment, Service and keys Secret (pure: spec in, manifests out)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+from kaci import names
+from kaci.imagerender import PORT
+
+# An emptyDir: the root filesystem is read-only.
+TMP = "/tmp"  # noqa: S108
+
+
+def cpu_quantity(cores: float) -> str:
+    """0.5 -> "500m", 2 -> "2"; millicores, rounded up so a tiny ask is never 0."""
+    milli = int((Decimal(str(cores)) * 1000).to_integral_value(rounding="ROUND_CEILING"))
+    milli = max(milli, 1)
+    return f"{milli // 1000}" if milli % 1000 == 0 else f"{milli}m"
+
+
+def memory_quantity(gb: float) -> str:
+    """GB as Azure meant it (GiB-sized steps): 1.5 -> "1536Mi", 1 -> "1Gi"."""
+    mi = int((Decimal(str(gb)) * 1024).to_integral_value(rounding="ROUND_CEILING"))
+    mi = max(mi, 1)
+    return f"{mi // 1024}Gi" if mi % 1024 == 0 else f"{mi}Mi"
+
+
+def keys_hash(keys: dict[str, str] | None) -> str:
+    if not keys:
+        return "none"
+    blob = json.dumps(keys, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _meta(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": names.webservice_labels(name),
+        "ownerReferences": [owner],
+    }
+
+
+def pod_template(
+    name: str,
+    image: str,
+    deployment_config: dict[str, Any],
+    keys: dict[str, str] | None,
+    pull_secret: str | None,
+) -> dict[str, Any]:
+    cpu = cpu_quantity(float(deployment_config["cpuCores"]))
+    mem = memory_quantity(float(deployment_config["memoryGb"]))
+    resources = {"cpu": cpu, "memory": mem}
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": TMP}]
+    if keys:
+        secret = names.keys_secret_name(name)
+        for env_name, key in (
+            ("KACI_AUTH_PRIMARY_KEY", "primaryKey"),
+            ("KACI_AUTH_SECONDARY_KEY", "secondaryKey"),
+        ):
+            env.append(
+                {"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            )
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # The runtime drains in-flight requests on SIGTERM; the Service already
+        # stopped sending new ones because the old Pod left the endpoints.
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "scoring",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                "env": env,
+                "resources": {"requests": resources, "limits": dict(resources)},
+                "readinessProbe": {
+                    "httpGet": {"path": "/ready", "port": PORT},
+                    "periodSeconds": 2,
+                    "timeoutSeconds": 2,
+                    "failureThreshold": 2,
+                },
+                # init() may take long (large models): liveness only checks the server
+                # loop answers, with a generous start.
+                "livenessProbe": {
+                    "httpGet": {"path": "/", "port": PORT},
+                    "initialDelaySeconds": 30,
+                    "periodSeconds": 10,
+                    "timeoutSeconds": 5,
+                    "failureThreshold": 6,
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+    }
+    if pull_secret:
+        spec["imagePullSecrets"] = [{"name": pull_secret}]
+    template: dict[str, Any] = {
+        "metadata": {
+            "labels": names.webservice_labels(name),
+            "annotations": {names.KEYS_HASH_ANNOTATION: keys_hash(keys)},
+        },
+        "spec": spec,
+    }
+    # A hash of the template itself, so status can tell the current revision's Pods.
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+    template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION] = digest
+    return template
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return str(template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION])
+
+
+def deployment(
+    name: str,
+    namespace: str,
+    owner: dict[str, Any],
+    template: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, owner),
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": {names.WEBSERVICE_LABEL: name}},
+            # The old Pod serves until the new one is ready: no downtime on update.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": template,
+        },
+    }
+
+
+def service(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, owner),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {names.WEBSERVICE_LABEL: name},
+            "ports": [{"name": "http", "port": 80, "targetPort": PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def keys_secret(
+    name: str, namespace: str, owner: dict[str, Any], keys: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(names.keys_secret_name(name), namespace, owner),
+        "type": "Opaque",
+        "stringData": keys,
+    }

@@ -1,0 +1,215 @@
+"""A Webservice's state from its Deployment and Pods (pure: objects in, status out).
+
+Objects are in their JSON form (camelCase keys, as the API server sends them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kaci import conditions, names
+
+Obj = Mapping[str, Any]
+
+PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str  # Transitioning | Healthy | Unhealthy | Failed | Unschedulable
+    pod_ready: bool
+    reason: str
+    message: str
+    code: str | None = None  # error code when something failed
+
+
+def _annot(pod: Obj, key: str) -> str | None:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+def _is_ready(pod: Obj) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _name(pod: Obj) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))
+
+
+def pods_needing_logs(pods: Sequence[Obj]) -> list[tuple[str, bool]]:
+    """(pod name, previous?) for Pods whose scoring container terminated with an error
+    and was not killed for memory: their log says why (init() raised, ...)."""
+    out: list[tuple[str, bool]] = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated")
+            last = (cs.get("lastState") or {}).get("terminated")
+            if term and term.get("exitCode", 0) != 0 and term.get("reason") != "OOMKilled":
+                out.append((_name(pod), False))
+            elif last and last.get("exitCode", 0) != 0 and last.get("reason") != "OOMKilled":
+                out.append((_name(pod), True))
+    return out
+
+
+def _pod_problem(pod: Obj, memory_gb: Any, logs: Mapping[str, str]) -> Verdict | None:
+    """Why this Pod cannot become ready, in user words; None while it may still."""
+    status = pod.get("status") or {}
+    for c in status.get("conditions") or []:
+        if (
+            c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+            and c.get("reason") == "Unschedulable"
+        ):
+            return Verdict(
+                "Unschedulable",
+                False,
+                "Unschedulable",
+                "not enough CPU/memory on any node: lower cpuCores/memoryGb "
+                f"(scheduler: {c.get('message', '')})",
+                "Unschedulable",
+            )
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        term = (cs.get("state") or {}).get("terminated") or {}
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if waiting.get("reason") in PULL_ERRORS:
+            return Verdict(
+                "Failed",
+                False,
+                "ImagePullFailed",
+                f"the scoring image could not be pulled ({waiting.get('reason')}: "
+                f"{waiting.get('message', '')}): check the Image and the registry",
+                "ImagePullFailed",
+            )
+        if term.get("reason") == "OOMKilled" or last.get("reason") == "OOMKilled":
+            return Verdict(
+                "Failed",
+                False,
+                "OOMKilled",
+                f"the container ran out of memory: raise memoryGb (now {memory_gb})",
+                "OOMKilled",
+            )
+        dead = term if term.get("exitCode", 0) != 0 else last
+        if dead and dead.get("exitCode", 0) != 0:
+            tail = logs.get(_name(pod), "").strip()
+            crash = (
+                " (crash loop: restarting with back-off)"
+                if waiting.get("reason") == "CrashLoopBackOff"
+                else ""
+            )
+            msg = f"the scoring container exited with code {dead.get('exitCode')}{crash}"
+            if tail:
+                msg += f"; its last log lines: {tail}"
+            else:
+                msg += ": init() in score.py probably raised; see the Pod's logs"
+            return Verdict("Failed", False, "ContainerFailed", msg, "ContainerFailed")
+        if waiting.get("reason") in ("CreateContainerConfigError", "CreateContainerError"):
+            return Verdict(
+                "Failed",
+                False,
+                waiting["reason"],
+                f"the container could not be created: {waiting.get('message', '')}",
+                str(waiting["reason"]),
+            )
+    return None
+
+
+def verdict(
+    deployment: Obj | None,
+    pods: Sequence[Obj],
+    desired_hash: str,
+    memory_gb: Any,
+    logs: Mapping[str, str],
+) -> Verdict:
+    """Healthy when a Pod of the current revision is ready; Failed/Unschedulable with
+    the reason when it cannot become ready; Transitioning otherwise."""
+    if deployment is None:
+        return Verdict("Transitioning", False, "Creating", "creating the Deployment")
+    current = [p for p in pods if _annot(p, names.TEMPLATE_HASH_ANNOTATION) == desired_hash]
+    old_ready = [p for p in pods if p not in current and _is_ready(p)]
+    if any(_is_ready(p) for p in current):
+        return Verdict("Healthy", True, "PodReady", "the scoring Pod is ready")
+    for pod in current:
+        problem = _pod_problem(pod, memory_gb, logs)
+        if problem:
+            if old_ready:
+                return Verdict(
+                    problem.state,
+                    False,
+                    problem.reason,
+                    f"the new revision failed, the previous one still serves requests: "
+                    f"{problem.message}",
+                    problem.code,
+                )
+            return problem
+    if not current:
+        return Verdict("Transitioning", False, "PodPending", "waiting for the scoring Pod")
+    if old_ready:
+        return Verdict(
+            "Transitioning",
+            False,
+            "RollingUpdate",
+            "rolling to the new revision; the previous one still serves",
+        )
+    return Verdict(
+        "Transitioning",
+        False,
+        "PodStarting",
+        "the scoring Pod is starting (init() runs before it turns ready)",
+    )
+
+
+def pod_ready_condition(v: Verdict, generation: int) -> conditions.Condition:
+    return conditions.condition("PodReady", v.pod_ready, v.reason, v.message, generation)
+
+
+def service_condition(service: Obj | None, generation: int) -> conditions.Condition:
+    if service is None:
+        return conditions.condition(
+            "ServiceReady", False, "Creating", "creating the Service", generation
+        )
+    return conditions.condition(
+        "ServiceReady", True, "ServiceReady", "the Service is in place", generation
+    )
+
+
+def status(
+    generation: int,
+    image_ready: conditions.Condition,
+    image_failed: bool,
+    v: Verdict | None,
+    service: Obj | None,
+    old_conditions: Sequence[Mapping[str, Any]] | None,
+    now: str,
+) -> dict[str, Any]:
+    """The status fields that follow the Pods: state, error, conditions."""
+    pod_cond = (
+        pod_ready_condition(v, generation)
+        if v
+        else conditions.condition(
+            "PodReady", False, "WaitingForImage", "waiting for the image", generation
+        )
+    )
+    svc_cond = service_condition(service, generation)
+    parts = [image_ready, pod_cond, svc_cond]
+    ready = conditions.ready(parts, generation)
+    if image_failed:
+        state, error = "Failed", {"code": image_ready["reason"], "message": image_ready["message"]}
+    elif v is None:
+        state, error = "Transitioning", None
+    else:
+        state = (
+            v.state if (v.state != "Healthy" or svc_cond["status"] == "True") else "Transitioning"
+        )
+        error = {"code": v.code, "message": v.message} if v.code else None
+    return {
+        "state": state,
+        "error": error,
+        "conditions": conditions.merge(old_conditions, [ready, *parts], now),
+    }
