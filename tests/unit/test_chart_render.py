@@ -153,7 +153,7 @@ def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
     # Cluster-wide: only kopf's read-only discovery, nothing that writes or reads secrets.
     (cluster_role,) = of_kind(docs, "ClusterRole")
     for rule in cluster_role["rules"]:
-        assert set(rule["verbs"]) <= {"list", "watch"}
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}
         assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces"}
     args = container(docs)["args"]
     assert "--namespace=kaci-ci-a" in args
@@ -172,6 +172,37 @@ def test_cluster_rbac_rules_equal_the_namespaced_ones_plus_discovery() -> None:
         assert "*" not in rule["verbs"]
         assert "*" not in rule["resources"]
         assert "*" not in rule["apiGroups"]
+
+
+def _triples(rules: list[Manifest]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _rbac_md_triples() -> set[tuple[str, str, str]]:
+    """The rules operator/kaci/RBAC.md's table lists (apiGroups | resources | verbs | why)."""
+    triples = set()
+    for line in (ROOT / "operator" / "kaci" / "RBAC.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        groups = re.findall(r"`([^`]*)`", cells[0])
+        resources = re.findall(r"`([^`]*)`", cells[1])
+        verbs = [v.strip() for v in cells[2].split(",")]
+        triples |= {(g.strip('"'), r, v) for g in groups for r in resources for v in verbs}
+    return triples
+
+
+def test_cluster_rbac_is_exactly_what_the_operator_documents_it_uses() -> None:
+    (cluster_role,) = of_kind(render(), "ClusterRole")
+    documented = _rbac_md_triples()
+    assert len(documented) > 20
+    assert _triples(cluster_role["rules"]) == documented
 
 
 def test_tcp_docker_host_mounts_no_host_socket() -> None:

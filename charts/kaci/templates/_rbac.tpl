@@ -1,53 +1,63 @@
-{{/* kopf's read-only discovery: which CRDs exist, which namespaces exist. */}}
+{{/*
+kopf's discovery: which CRDs exist (to find the kaci resources) and which
+namespaces exist (to follow --namespace patterns). Read-only.
+*/}}
 {{- define "kaci.rbac.discoveryRules" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 {{- end }}
 
 {{/*
-What the operator does to objects in a watched namespace. Kept in step with
-operator/kaci/RBAC.md.
+What the operator does to objects in a watched namespace: exactly the verbs
+operator/kaci/RBAC.md lists (keep the two in step). No delete on the
+Webservice's children: owner references let the garbage collector do that.
 */}}
 {{- define "kaci.rbac.rules" -}}
-# Its own kinds: watched; a Webservice creates its Model and Image children;
-# kopf patches annotations (progress, last-handled state).
+# The three kinds: watched; a Webservice creates/patches its child Model and Image;
+# kopf keeps its progress in annotations (patch).
 - apiGroups: [kaci.dev]
   resources: [models, images, webservices]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [kaci.dev]
   resources: [models/status, images/status, webservices/status]
-  verbs: [get, patch, update]
-# Events on the objects it handles (kopf and build progress).
+  verbs: [get, patch]
+# A Webservice's Deployment (server-side apply), watched to follow rollouts.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+# A Webservice's Pods; the short-lived reader Pod of a PVC model source.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, delete]
+# The last log lines of a failed scoring container (init() raised).
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+# Streams a tar of a PVC model source out of the reader Pod.
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [create]
+# A Webservice's Service and its <name>-keys Secret (authEnabled).
+- apiGroups: [""]
+  resources: [services, secrets]
+  verbs: [get, create, patch]
+# Model files, score.py and conda files kept in ConfigMaps.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+# A PVC model source must exist before it is read.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get]
+# Progress and build logs as Events (kopf posts core Events).
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# A Webservice's Deployment, Service and keys Secret.
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [""]
-  resources: [services, secrets]
-  verbs: [get, list, watch, create, patch, update, delete]
-# Model files and execution scripts given as ConfigMaps.
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [get, list, watch]
-# Webservice Pods (status and the log of a failed init()); short-lived Pods
-# that read a Model's files from a PVC.
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [get, list, watch, create, delete]
-- apiGroups: [""]
-  resources: [pods/log]
-  verbs: [get]
-- apiGroups: [""]
-  resources: [persistentvolumeclaims]
-  verbs: [get]
 {{- end }}

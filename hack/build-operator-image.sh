@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the operator image (operator/Dockerfile) and pushes it to the registry.
+# Prints the image reference on stdout (the last line); progress goes to stderr.
+#
+#   hack/build-operator-image.sh            # the local cluster: base image and wheelhouse
+#                                           # from 127.0.0.1:5000, no network during the build
+#   BASE_IMAGE=python:3.11-slim PIP_OPTIONS= REGISTRY=localhost:5001 hack/build-operator-image.sh
+#                                           # kind / internet: PyPI and Docker Hub
+#
+# The tag is a content hash of the build context, the Dockerfile, the base image's
+# id and the pip options: the same inputs give the same tag and are built once.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+BASE_IMAGE="${BASE_IMAGE-127.0.0.1:5000/kaci/python:3.11}"
+PIP_OPTIONS="${PIP_OPTIONS---no-index --find-links /wheels}"
+REGISTRY="${REGISTRY:-127.0.0.1:5000}"
+REPOSITORY="${REPOSITORY:-kaci/operator}"
+log() { echo "build-operator-image: $*" >&2; }
+
+# A small context: only what `pip wheel .` needs (the tree holds .venv, .cluster, ...).
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+mkdir -p "$ctx/operator" "$ctx/scoring-runtime"
+cp "$root/pyproject.toml" "$root/README.md" "$ctx/"
+cp "$root/operator/Dockerfile" "$ctx/operator/"
+cp -r "$root/operator/kaci" "$ctx/operator/"
+cp -r "$root/scoring-runtime/kaci_runtime" "$ctx/scoring-runtime/"
+find "$ctx" \( -name __pycache__ -o -name '*.egg-info' -o -name .mypy_cache \) -prune -exec rm -rf {} +
+
+docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || docker pull "$BASE_IMAGE" >&2
+base_id="$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")"
+tag="$(
+  cd "$ctx"
+  { find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; echo "$base_id"; echo "$PIP_OPTIONS"; } \
+    | sha256sum | cut -c1-16
+)"
+ref="$REGISTRY/$REPOSITORY:$tag"
+
+if docker image inspect "$ref" >/dev/null 2>&1; then
+  log "$ref exists, not rebuilding"
+else
+  log "building $ref from $BASE_IMAGE"
+  docker build --file "$ctx/operator/Dockerfile" --tag "$ref" \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "PIP_OPTIONS=$PIP_OPTIONS" \
+    "$ctx" >&2
+fi
+docker push "$ref" >&2
+echo "$ref"
