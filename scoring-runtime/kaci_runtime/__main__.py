@@ -1,0 +1,3 @@
+from kaci_runtime.cli import main
+
+raise SystemExit(main())

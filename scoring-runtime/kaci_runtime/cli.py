@@ -1,0 +1,82 @@
+"""`kaci-runtime` / `python -m kaci_runtime`: serve a score.py like azmlinfsrv does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from kaci_runtime import __version__
+from kaci_runtime.config import Config, ConfigError, load
+
+
+def _listen(config: Config) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _banner(config: Config, port: int, shim: bool) -> str:
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host  # noqa: S104
+    lines = [
+        f"kaci-runtime {__version__} listening on http://{config.host}:{port} "
+        f"(pid {os.getpid()}, workers: {config.worker_count})",
+        f"  entry script : {config.entry_script or 'main.py on the path'}",
+        f"  model dir    : {config.model_dir or '(AZUREML_MODEL_DIR not set)'}",
+        f"  score        : POST http://{host}:{port}/score   (ready when GET /ready says 200)",
+        "  also         : GET / (liveness), /ready, /swagger.json, /metrics",
+        f"  timeout      : {config.scoring_timeout_ms} ms per run(); max body "
+        f"{config.max_request_bytes} bytes; auth {'on' if config.auth_keys else 'off'}; "
+        f"fast json.loads {'on' if config.fast_json else 'off'}"
+        + ("; azureml.core shim in use" if shim else ""),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("AZUREML_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # print() in score.py shows up in the Pod's log right away.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    try:
+        config, exports = load(argv, os.environ)
+    except ConfigError as ex:
+        print(f"kaci-runtime: {ex}", file=sys.stderr)
+        return 2
+    os.environ.update(exports)
+    if config.worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Must be set before prometheus_client is imported (in the server module).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kaci-metrics-")
+
+    from kaci_runtime import shim
+    from kaci_runtime.server import Worker
+
+    shim_used = shim.install()
+    try:
+        sock = _listen(config)
+    except OSError as ex:
+        print(f"kaci-runtime: cannot listen on {config.host}:{config.port}: {ex}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    print(_banner(config, port, shim_used), file=sys.stderr, flush=True)
+    if config.worker_count == 1:
+        return Worker(config, sock).serve()
+
+    from kaci_runtime.workers import prefork
+
+    return prefork(config.worker_count, sock, lambda i: Worker(config, sock, i).serve())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

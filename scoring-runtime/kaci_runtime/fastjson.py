@@ -1,0 +1,122 @@
+"""An exact, faster `json.loads` for unchanged score.py files, and the response encoder.
+
+Azure's score.py files parse the request body with `json.loads(raw_data)`. For a
+batch of 64 MNIST rows (540 KB) the standard module spends about 11 ms there,
+several times the model's own time. orjson parses the same text several times
+faster, but it does not accept everything the standard module accepts and it
+does not support json.loads' keyword arguments. `loads` below therefore uses
+orjson only where the result is known to be identical and falls back to the
+standard module for everything else:
+
+- any keyword argument (cls, object_hook, parse_float, strict, ...): stdlib;
+- input that is not a `str` (bytes with a BOM or UTF-16/32, memoryview, ...): stdlib;
+- anything orjson rejects (NaN, Infinity, integers beyond 64 bits, lone
+  surrogates, invalid JSON, too deep): stdlib, which then returns its own
+  result or raises its own exception with its own message;
+- documents nested deeper than `_DEPTH_GUARD`: stdlib, because the standard
+  module's recursion limit (not orjson's 1024) decides whether they parse.
+
+Equality with the standard module is checked by a hypothesis property test
+(tests/unit/test_runtime_fastjson.py). `KACI_FAST_JSON=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import orjson
+
+_stdlib_loads = json.loads
+_stdlib_dumps = json.dumps
+_orjson_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+_OrjsonError = orjson.JSONDecodeError
+
+# Below this nesting depth both parsers agree; deeper documents go to the stdlib.
+_DEPTH_GUARD = 500
+
+
+def _too_deep(text: str) -> bool:
+    # A document can only be nested `_DEPTH_GUARD` deep if it has that many
+    # opening brackets; counting is memchr-fast, so large flat payloads pay ~0.1 ms.
+    if len(text) < _DEPTH_GUARD:
+        return False
+    return text.count("[") + text.count("{") >= _DEPTH_GUARD
+
+
+def loads(s: Any, **kwargs: Any) -> Any:
+    """`json.loads` with the same results, faster for plain `str` input without options."""
+    if kwargs or type(s) is not str or _too_deep(s):
+        return _stdlib_loads(s, **kwargs)
+    try:
+        return _orjson_loads(s)
+    except _OrjsonError:
+        return _stdlib_loads(s)
+
+
+# The docstring and name of the original, so help(json.loads) still reads right.
+loads.__doc__ = _stdlib_loads.__doc__
+loads.__wrapped__ = _stdlib_loads  # type: ignore[attr-defined]
+
+
+def fast_json_enabled(environ: dict[str, str] | None = None) -> bool:
+    value = (environ if environ is not None else os.environ).get("KACI_FAST_JSON", "1")
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def install() -> bool:
+    """Replace `json.loads` process-wide (score.py calls it as `json.loads`)."""
+    if json.loads is loads:
+        return True
+    json.loads = loads
+    return True
+
+
+def uninstall() -> None:
+    json.loads = _stdlib_loads
+
+
+# orjson serialises some values the standard module refuses (datetime, dataclass,
+# numpy without the option, subclasses) and writes NaN/Infinity as null. Passing
+# those through to `default`, which refuses them, sends them to the stdlib path,
+# so a run() result becomes exactly the JSON value Azure's json.dumps produced
+# (or the same TypeError, turned into Azure's 500).
+_DUMPS_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _has_non_finite(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if type(item) is float:
+            if not math.isfinite(item):
+                return True
+        elif type(item) is list or type(item) is tuple:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item.values())
+    return False
+
+
+def dumps(obj: Any) -> bytes:
+    """The JSON value `json.dumps(obj)` would give, as UTF-8 bytes (spacing may differ)."""
+    try:
+        out = _orjson_dumps(obj, default=_refuse, option=_DUMPS_OPTIONS)
+    except TypeError:
+        return _stdlib_dumps(obj).encode()
+    # orjson writes NaN and +-Infinity as null; the stdlib writes NaN/Infinity.
+    # Only a `null` in the output can hide one, so only then look.
+    if b"null" in out and _has_non_finite(obj):
+        return _stdlib_dumps(obj).encode()
+    return out
