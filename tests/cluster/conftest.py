@@ -1,0 +1,151 @@
+"""Fixtures of the cluster tier: the real local cluster from `hack/cluster.sh up`.
+
+Every test here runs against the cluster in this work tree's `.cluster/`
+(context `kaci-local`). The session fixture brings it up (idempotent) and a
+cluster that cannot come up FAILS the tests: they are never skipped. Each test
+that asks for `namespace` gets a fresh namespace, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_DIR = ROOT / ".cluster"
+KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+CONTEXT = "kaci-local"
+API_SERVER = "https://127.0.0.1:6443"
+REGISTRY = "127.0.0.1:5000"
+BASE_IMAGE = f"{REGISTRY}/kaci/python:3.11"
+DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+class Kubectl(Protocol):
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 300) -> str: ...
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; `stderr` holds what it said (the API server's message)."""
+
+    def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} exited {returncode}: {stderr.strip()}")
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def kubectl(*args: str, input: str | None = None, timeout: float = 300) -> str:
+    """Run kubectl against the local cluster only; return stdout, raise KubectlError."""
+    cmd = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args]
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise KubectlError(args, proc.returncode, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def _check_context() -> None:
+    """Refuse anything but the local test cluster: these tests create and delete objects."""
+    cfg = json.loads(kubectl("config", "view", "--minify", "--raw", "-o", "json"))
+    current = cfg.get("current-context")
+    server = cfg["clusters"][0]["cluster"]["server"]
+    if current != CONTEXT or server != API_SERVER:
+        pytest.fail(
+            f"refusing to run cluster tests against context {current!r} ({server}); "
+            f"they only run against {CONTEXT!r} at {API_SERVER} from {KUBECONFIG}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_cluster() -> Path:
+    """Bring the local cluster up (reusing what runs); fail, never skip, when it cannot."""
+    proc = subprocess.run(
+        [str(ROOT / "hack" / "cluster.sh"), "up"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        pytest.fail(f"hack/cluster.sh up failed ({proc.returncode}):\n{tail}", pytrace=False)
+    _check_context()
+    return KUBECONFIG
+
+
+@pytest.fixture(scope="session", name="kubectl")
+def kubectl_fixture(local_cluster: Path) -> Kubectl:
+    """`kubectl(*args, input=None)` -> stdout; raises KubectlError with the stderr."""
+    return kubectl
+
+
+@pytest.fixture(scope="session")
+def kube(local_cluster: Path) -> Iterator[k8s_client.ApiClient]:
+    """A kubernetes ApiClient for the local cluster (context kaci-local only)."""
+    api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(KUBECONFIG), context=CONTEXT
+    )
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def docker_client(local_cluster: Path) -> Iterator[docker.DockerClient]:
+    """The real Docker engine `hack/cluster.sh` runs (it builds and pushes images)."""
+    dc = docker.DockerClient(base_url=DOCKER_HOST)
+    yield dc
+    dc.close()
+
+
+def _slug(text: str, limit: int) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (with everything in it) afterwards."""
+    name = f"t-{_slug(request.node.name, 40)}-{secrets.token_hex(3)}"
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"kaci.dev/test": "true"}},
+            }
+        ),
+    )
+    # Pods are admitted only once the namespace's default ServiceAccount exists.
+    kubectl(
+        "wait",
+        "--for=jsonpath={.metadata.name}=default",
+        "serviceaccount/default",
+        "-n",
+        name,
+        "--timeout=60s",
+    )
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def apply(kubectl: Kubectl) -> Callable[[dict[str, Any]], str]:
+    """Apply one manifest (a dict) with kubectl; returns kubectl's output."""
+
+    def _apply(manifest: dict[str, Any]) -> str:
+        return kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    return _apply
