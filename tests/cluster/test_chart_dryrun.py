@@ -1,0 +1,89 @@
+"""Every render of the chart is valid for the real API server (server-side dry run).
+
+`helm template` with the default values and with each charts/kaci/ci/*.yaml,
+CRDs included, is sent to the local cluster's API server with
+`kubectl apply --dry-run=server`: schemas, defaulting, admission (Pod Security)
+and RBAC escalation checks all run, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
+Kubectl = Callable[..., str]  # the `kubectl` fixture of tests/cluster/conftest.py
+CHART = ROOT / "charts" / "kaci"
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+WATCHED = ("kaci-ci-a", "kaci-ci-b")  # the namespaces ci/namespaced-values.yaml names
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = ["helm", f"--kubeconfig={KUBECONFIG}", f"--kube-context={CONTEXT}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def watched_namespaces(kubectl: Kubectl) -> Iterator[tuple[str, ...]]:
+    for ns in WATCHED:
+        kubectl("apply", "-f", "-", input=json.dumps(_namespace(ns)))
+    yield WATCHED
+    for ns in WATCHED:
+        kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def _namespace(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kaci.dev/test": "true"}},
+    }
+
+
+@pytest.mark.parametrize(
+    "values", [None, *CI_VALUES], ids=["default", *(f.stem for f in CI_VALUES)]
+)
+def test_render_is_accepted_by_the_api_server(
+    values: Path | None,
+    namespace: str,
+    watched_namespaces: tuple[str, ...],
+    kubectl: Kubectl,
+) -> None:
+    extra = ["-f", str(values)] if values else []
+    proc = helm("template", "kaci", str(CHART), "--include-crds", "--namespace", namespace, *extra)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert any(d["kind"] == "Deployment" for d in docs)
+    assert sum(d["kind"] == "CustomResourceDefinition" for d in docs) == 3
+    out = kubectl("apply", "--dry-run=server", "-f", "-", input=proc.stdout)
+    # kubectl names each object it would create or change: all of them got through.
+    assert out.count("(server dry run)") == len(docs), out
+
+
+def test_install_notes_say_how_to_use_and_uninstall(namespace: str) -> None:
+    proc = helm("install", "kaci", str(CHART), "--dry-run=client", "--namespace", namespace)
+    assert proc.returncode == 0, proc.stderr
+    # No socket group given: the notes say how to find and set it.
+    assert "stat -c %g /var/run/docker.sock" in proc.stdout
+    assert "podSecurityContext.supplementalGroups" in proc.stdout
+    proc = helm(
+        "install",
+        "kaci",
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        namespace,
+        "--set",
+        "podSecurityContext.supplementalGroups[0]=107",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stdout
+    assert "helm uninstall kaci" in proc.stdout
+    assert "kubectl wait --for=condition=Ready webservice" in proc.stdout
