@@ -105,11 +105,8 @@ def test_default_render_has_secure_defaults() -> None:
     assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
     assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
     assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert ctr["args"][:3] == [
-        "--standalone",
-        "--liveness=http://0.0.0.0:8080/healthz",
-        "--all-namespaces",
-    ]
+    # kaci.operator runs kopf standalone always, and every namespace without --namespace.
+    assert ctr["args"] == ["--liveness=http://0.0.0.0:8080/healthz"]
     mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
     assert mounts == {"tmp": "/tmp", "docker-socket": "/var/run/docker.sock"}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -158,7 +155,7 @@ def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
     args = container(docs)["args"]
     assert "--namespace=kaci-ci-a" in args
     assert "--namespace=kaci-ci-b" in args
-    assert "--all-namespaces" not in args
+    assert len(args) == 3
 
 
 def test_cluster_rbac_rules_equal_the_namespaced_ones_plus_discovery() -> None:
