@@ -129,7 +129,8 @@ class LocalRuntime:
 
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeExitedError(f"kaci-runtime exited with {self.proc.returncode}:\n{self.log()}")
+            code = self.proc.returncode
+            raise RuntimeExitedError(f"kaci-runtime exited with {code}:\n{self.log()}")
 
     # -- requests ------------------------------------------------------------------------
 
