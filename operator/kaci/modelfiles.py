@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
 
@@ -48,7 +48,7 @@ def digest(files: Mapping[str, bytes]) -> str:
 
 
 def next_version(
-    versions: list[Mapping[str, object]], new_digest: str, current: str | None
+    versions: Sequence[Mapping[str, object]], new_digest: str, current: str | None
 ) -> tuple[int, bool]:
     """(version, is_new): the current version when the digest did not change, else max+1."""
     nums = [int(str(v.get("version"))) for v in versions if v.get("version") is not None]

@@ -44,6 +44,7 @@ PLURAL = "models"
 MODELS_DIR = "azureml-models"
 # Seconds Model.register waits for the operator to take in the new version.
 REGISTER_TIMEOUT_S = 600.0
+FAILED_REASONS = frozenset({"BadSource", "BadSpec", "Failed"})
 
 
 def model_name_of(obj: Obj) -> str:
@@ -98,11 +99,9 @@ def _model_verdict(obj: Obj) -> str:
         return "done" if obj.get("status", {}).get("version") else "pending"
     if ready.get("status") == "True":
         return "done"
-    if ready.get("status") == "False" and ready.get("reason") not in (
-        None,
-        "Pending",
-        "Progressing",
-    ):
+    # The operator's permanent failures; other False reasons (Fetching, a source not
+    # there yet) can still turn True, so keep waiting.
+    if ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
         return "failed"
     return "pending"
 

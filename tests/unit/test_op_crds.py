@@ -1,0 +1,56 @@
+"""The committed CRDs are what operator/kaci/crds.py renders, and keep the API contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from kaci import crds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_are_generated() -> None:
+    for name, crd in crds.all_crds().items():
+        assert (ROOT / "crds" / name).read_text() == crds.render(crd), (
+            f"crds/{name} is stale: run `python -m kaci.crds crds/`"
+        )
+
+
+def test_names_and_columns() -> None:
+    docs = {n: yaml.safe_load((ROOT / "crds" / n).read_text()) for n in crds.all_crds()}
+    expect = {
+        "kaci.dev_models.yaml": ("Model", "models", "kmod", ["Version", "Digest"]),
+        "kaci.dev_images.yaml": ("Image", "images", "kimg", ["Version", "State", "Location"]),
+        "kaci.dev_webservices.yaml": (
+            "Webservice",
+            "webservices",
+            "kws",
+            ["State", "CPU", "Memory", "URI"],
+        ),
+    }
+    for file, (kind, plural, short, cols) in expect.items():
+        spec = docs[file]["spec"]
+        assert spec["group"] == "kaci.dev"
+        assert spec["scope"] == "Namespaced"
+        assert spec["names"]["kind"] == kind
+        assert spec["names"]["plural"] == plural
+        assert spec["names"]["shortNames"] == [short]
+        assert spec["names"]["categories"] == ["kaci"]
+        (version,) = spec["versions"]
+        assert version["name"] == "v1alpha1"
+        assert version["subresources"] == {"status": {}}
+        names = [c["name"] for c in version["additionalPrinterColumns"]]
+        assert names == [*cols, "Age"] or names[: len(cols)] == cols
+
+
+def test_exactly_one_rules_name_every_source() -> None:
+    ws = crds.webservice_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = ws["properties"]["spec"]["x-kubernetes-validations"]
+    assert "has(self.modelFiles)" in rules[0]["rule"]
+    assert "has(self.models)" in rules[0]["rule"]
+    assert "has(self.image)" in rules[0]["rule"]
+    source = crds.model_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]["properties"]["source"]
+    assert set(source["properties"]) == {"configMap", "url", "pvc", "image"}

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kaci import conditions, names
+from kaci import wsstatus as ws
+
+H = "hash1"
+DEP: dict[str, Any] = {"metadata": {"name": "w"}}
+
+
+def pod(name: str = "p", h: str = H, ready: bool = False, **status: Any) -> dict[str, Any]:
+    conds = [{"type": "Ready", "status": "True" if ready else "False"}]
+    conds += status.pop("conditions", [])
+    return {
+        "metadata": {"name": name, "annotations": {names.TEMPLATE_HASH_ANNOTATION: h}},
+        "status": {"conditions": conds, **status},
+    }
+
+
+def cs(state: dict[str, Any] | None = None, last: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "containerStatuses": [{"name": "scoring", "state": state or {}, "lastState": last or {}}]
+    }
+
+
+def test_healthy_when_current_pod_ready() -> None:
+    v = ws.verdict(DEP, [pod(ready=True)], H, 1, {})
+    assert (v.state, v.pod_ready) == ("Healthy", True)
+
+
+def test_transitioning_while_starting_and_rolling() -> None:
+    assert ws.verdict(None, [], H, 1, {}).state == "Transitioning"
+    assert ws.verdict(DEP, [pod()], H, 1, {}).reason == "PodStarting"
+    v = ws.verdict(DEP, [pod("old", "h0", ready=True), pod()], H, 1, {})
+    assert (v.state, v.reason) == ("Transitioning", "RollingUpdate")
+
+
+def test_init_raised_shows_log_tail() -> None:
+    p = pod(
+        **cs(
+            {"waiting": {"reason": "CrashLoopBackOff"}},
+            {"terminated": {"exitCode": 3, "reason": "Error"}},
+        )
+    )
+    assert ws.pods_needing_logs([p]) == [("p", True)]
+    v = ws.verdict(DEP, [p], H, 1, {"p": "ValueError: model file is broken"})
+    assert v.state == "Failed"
+    assert "exited with code 3" in v.message
+    assert "crash loop" in v.message
+    assert "ValueError: model file is broken" in v.message
+
+
+def test_oom_says_raise_memory() -> None:
+    p = pod(
+        **cs(
+            {"waiting": {"reason": "CrashLoopBackOff"}},
+            {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+        )
+    )
+    assert ws.pods_needing_logs([p]) == []
+    v = ws.verdict(DEP, [p], H, 0.25, {})
+    assert (v.state, v.code) == ("Failed", "OOMKilled")
+    assert "raise memoryGb (now 0.25)" in v.message
+
+
+def test_pull_error_and_unschedulable() -> None:
+    v = ws.verdict(
+        DEP, [pod(**cs({"waiting": {"reason": "ImagePullBackOff", "message": "nf"}}))], H, 1, {}
+    )
+    assert (v.state, v.code) == ("Failed", "ImagePullFailed")
+    sched = pod(
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes: Insufficient cpu",
+            }
+        ]
+    )
+    v = ws.verdict(DEP, [sched], H, 1, {})
+    assert v.state == "Unschedulable"
+    assert "lower cpuCores/memoryGb" in v.message
+    assert "Insufficient cpu" in v.message
+
+
+def test_failed_new_revision_while_old_serves() -> None:
+    bad = pod(**cs({"waiting": {"reason": "ErrImagePull"}}))
+    v = ws.verdict(DEP, [pod("old", "h0", ready=True), bad], H, 1, {})
+    assert v.state == "Failed"
+    assert "previous one still serves" in v.message
+
+
+def test_status_conditions_and_ready() -> None:
+    img = conditions.condition("ImageReady", True, "ImageReady", "", 2)
+    svc = {"metadata": {"name": "w"}}
+    healthy = ws.status(2, img, False, ws.verdict(DEP, [pod(ready=True)], H, 1, {}), svc, None, "T")
+    assert healthy["state"] == "Healthy"
+    assert healthy["error"] is None
+    assert conditions.is_true(healthy["conditions"], "Ready")
+    assert {c["type"] for c in healthy["conditions"]} == {
+        "Ready",
+        "ImageReady",
+        "PodReady",
+        "ServiceReady",
+    }
+    assert all(c["observedGeneration"] == 2 for c in healthy["conditions"])
+    no_svc = ws.status(2, img, False, ws.verdict(DEP, [pod(ready=True)], H, 1, {}), None, None, "T")
+    assert no_svc["state"] == "Transitioning"
+    failed_img = conditions.condition("ImageReady", False, "ImageFailed", "pip: x", 2)
+    st = ws.status(2, failed_img, True, None, None, None, "T")
+    assert st["state"] == "Failed"
+    assert st["error"] == {"code": "ImageFailed", "message": "pip: x"}
+    assert not conditions.is_true(st["conditions"], "Ready")
