@@ -270,6 +270,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$REGISTRY/kaci/pause:3.9"
   stream_server_address = "127.0.0.1"
+  # This machine withholds CAP_SYS_RESOURCE, so a negative oom_score_adj (-998
+  # for sandboxes, -997 for Guaranteed pods) is refused: clamp to containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -73,5 +73,5 @@ wait_for() {
 
 # holder_of_port PORT: PID of the process listening on 127.0.0.1/any PORT (TCP).
 holder_of_port() {
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+  { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; } || true
 }
