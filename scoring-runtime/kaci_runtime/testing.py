@@ -87,6 +87,15 @@ class LocalRuntime:
             time.sleep(0.05)
         raise TimeoutError(f"kaci-runtime did not get ready:\n{self.log()}")
 
+    def wait_log(self, text: str, count: int = 1, deadline_s: float = 120.0) -> None:
+        """Wait until `text` appears `count` times in the log."""
+        end = time.monotonic() + deadline_s
+        while self.log().count(text) < count:
+            if time.monotonic() > end:
+                raise TimeoutError(f"{text!r} x{count} never showed in the log:\n{self.log()}")
+            self._check_alive()
+            time.sleep(0.02)
+
     def wait_exit(self, deadline_s: float = 60.0) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=deadline_s)
