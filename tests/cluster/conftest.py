@@ -35,14 +35,14 @@ class Kubectl(Protocol):
     def __call__(self, *args: str, input: str | None = None, timeout: float = 300) -> str: ...
 
 
-class KubectlError(RuntimeError):
-    """kubectl exited non-zero; `stderr` holds what it said (the API server's message)."""
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; `stderr` holds what it said (the API server's message).
 
-    def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
-        super().__init__(f"kubectl {' '.join(args)} exited {returncode}: {stderr.strip()}")
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
+    A CalledProcessError, so tests catch it without importing this conftest.
+    """
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: {str(self.stderr).strip()}"
 
 
 def kubectl(*args: str, input: str | None = None, timeout: float = 300) -> str:
@@ -50,7 +50,7 @@ def kubectl(*args: str, input: str | None = None, timeout: float = 300) -> str:
     cmd = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args]
     proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise KubectlError(args, proc.returncode, proc.stdout, proc.stderr)
+        raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
     return proc.stdout
 
 
@@ -86,7 +86,8 @@ def local_cluster() -> Path:
 
 @pytest.fixture(scope="session", name="kubectl")
 def kubectl_fixture(local_cluster: Path) -> Kubectl:
-    """`kubectl(*args, input=None)` -> stdout; raises KubectlError with the stderr."""
+    """`kubectl(*args, input=None)` -> stdout; raises subprocess.CalledProcessError
+    (KubectlError) whose `.stderr` is kubectl's message."""
     return kubectl
 
 
@@ -142,10 +143,12 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]
 
 
 @pytest.fixture
-def apply(kubectl: Kubectl) -> Callable[[dict[str, Any]], str]:
-    """Apply one manifest (a dict) with kubectl; returns kubectl's output."""
+def apply(kubectl: Kubectl, namespace: str) -> Callable[[dict[str, Any]], str]:
+    """Apply one manifest (a dict) with kubectl, into the test's namespace unless it names
+    one; returns kubectl's output."""
 
     def _apply(manifest: dict[str, Any]) -> str:
-        return kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        ns = manifest.get("metadata", {}).get("namespace", namespace)
+        return kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
 
     return _apply
