@@ -17,6 +17,7 @@ POKE_ANNOTATION = f"{GROUP}/dependency-changed"
 KEYS_HASH_ANNOTATION = f"{GROUP}/keys-hash"
 TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
 WEBSERVICE_LABEL = f"{GROUP}/webservice"
+INSTANCE_LABEL = f"{GROUP}/operator"
 
 
 def repo_component(name: str) -> str:
@@ -52,13 +53,16 @@ def keys_secret_name(webservice: str) -> str:
     return f"{webservice}-keys"
 
 
-def webservice_labels(name: str) -> dict[str, str]:
-    return {
+def webservice_labels(name: str, instance: str | None = None) -> dict[str, str]:
+    labels = {
         "app.kubernetes.io/name": "kaci-webservice",
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/managed-by": MANAGER,
         WEBSERVICE_LABEL: name,
     }
+    if instance:
+        labels[INSTANCE_LABEL] = instance
+    return labels
 
 
 def owner_reference(

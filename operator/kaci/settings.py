@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # default_base_image when unset.
     helper_image: str | None = None
 
+    # Handle only objects labelled kaci.dev/operator=<this>; when unset, only objects
+    # without that label. Lets a test or canary operator run beside the main one.
+    operator_instance: str | None = None
+
     # Cluster DNS suffix used in scoringUri.
     cluster_domain: str = "cluster.local"
 

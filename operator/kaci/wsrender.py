@@ -35,11 +35,13 @@ def keys_hash(keys: dict[str, str] | None) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _meta(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+def _meta(
+    name: str, namespace: str, owner: dict[str, Any], instance: str | None, object_name: str = ""
+) -> dict[str, Any]:
     return {
-        "name": name,
+        "name": object_name or name,
         "namespace": namespace,
-        "labels": names.webservice_labels(name),
+        "labels": names.webservice_labels(name, instance),
         "ownerReferences": [owner],
     }
 
@@ -50,6 +52,7 @@ def pod_template(
     deployment_config: dict[str, Any],
     keys: dict[str, str] | None,
     pull_secret: str | None,
+    instance: str | None = None,
 ) -> dict[str, Any]:
     cpu = cpu_quantity(float(deployment_config["cpuCores"]))
     mem = memory_quantity(float(deployment_config["memoryGb"]))
@@ -116,7 +119,7 @@ def pod_template(
         spec["imagePullSecrets"] = [{"name": pull_secret}]
     template: dict[str, Any] = {
         "metadata": {
-            "labels": names.webservice_labels(name),
+            "labels": names.webservice_labels(name, instance),
             "annotations": {names.KEYS_HASH_ANNOTATION: keys_hash(keys)},
         },
         "spec": spec,
@@ -136,11 +139,12 @@ def deployment(
     namespace: str,
     owner: dict[str, Any],
     template: dict[str, Any],
+    instance: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(name, namespace, owner),
+        "metadata": _meta(name, namespace, owner, instance),
         "spec": {
             "replicas": 1,
             "revisionHistoryLimit": 3,
@@ -155,11 +159,13 @@ def deployment(
     }
 
 
-def service(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+def service(
+    name: str, namespace: str, owner: dict[str, Any], instance: str | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(name, namespace, owner),
+        "metadata": _meta(name, namespace, owner, instance),
         "spec": {
             "type": "ClusterIP",
             "selector": {names.WEBSERVICE_LABEL: name},
@@ -169,12 +175,16 @@ def service(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
 
 
 def keys_secret(
-    name: str, namespace: str, owner: dict[str, Any], keys: dict[str, str]
+    name: str,
+    namespace: str,
+    owner: dict[str, Any],
+    keys: dict[str, str],
+    instance: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(names.keys_secret_name(name), namespace, owner),
+        "metadata": _meta(name, namespace, owner, instance, names.keys_secret_name(name)),
         "type": "Opaque",
         "stringData": keys,
     }

@@ -6,9 +6,20 @@ import datetime
 from functools import lru_cache
 from typing import Any
 
+import kopf
+
 from kaci import kube, names
 from kaci.builder import Builder
 from kaci.settings import get_settings
+
+
+def instance() -> str | None:
+    return get_settings().operator_instance
+
+
+def instance_filter() -> dict[str, Any]:
+    """kopf label filter: this operator's objects only (see Settings.operator_instance)."""
+    return {names.INSTANCE_LABEL: instance() or kopf.ABSENT}
 
 
 def now() -> str:

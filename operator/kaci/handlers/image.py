@@ -14,7 +14,14 @@ import kopf
 from kaci import conda, conditions, imagerender, kube, names, scorecheck
 from kaci.builder import BuildError
 from kaci.buildlog import BuildLog
-from kaci.handlers.common import builder, image_name_of, model_name_of, now, poke
+from kaci.handlers.common import (
+    builder,
+    image_name_of,
+    instance_filter,
+    model_name_of,
+    now,
+    poke,
+)
 from kaci.modelsource import SourceNotReadyError
 from kaci.settings import get_settings
 
@@ -67,7 +74,28 @@ def read_text(namespace: str, src: dict[str, Any], what: str) -> str:
     return str(data[ref["key"]])
 
 
-def resolve_models(namespace: str, refs: list[dict[str, Any]]) -> list[imagerender.ModelLayer]:
+def pick_model(candidates: list[dict[str, Any]], owner_uids: set[str]) -> dict[str, Any]:
+    """Several Model objects may share a modelName (a Webservice's modelFiles makes its
+    own): an Image owned by a Webservice takes that Webservice's Model; others take a
+    Model no Webservice owns; then the first by object name (pure)."""
+
+    def owners(m: dict[str, Any]) -> set[str]:
+        return {o.get("uid", "") for o in m["metadata"].get("ownerReferences") or []}
+
+    def ws_owned(m: dict[str, Any]) -> bool:
+        refs = m["metadata"].get("ownerReferences") or []
+        return any(o.get("kind") == "Webservice" for o in refs)
+
+    ranked = sorted(
+        candidates,
+        key=lambda m: (not (owners(m) & owner_uids), ws_owned(m), m["metadata"]["name"]),
+    )
+    return ranked[0]
+
+
+def resolve_models(
+    namespace: str, refs: list[dict[str, Any]], owner_uids: set[str]
+) -> list[imagerender.ModelLayer]:
     models = kube.list_custom("models", namespace)
     out: list[imagerender.ModelLayer] = []
     for ref in refs:
@@ -78,7 +106,8 @@ def resolve_models(namespace: str, refs: list[dict[str, Any]]) -> list[imagerend
                 f"model {ref['name']} not found in namespace {namespace}: "
                 f"register it first (a Model with modelName {ref['name']})",
             )
-        versions = [v for m in found for v in (m.get("status", {}).get("versions") or [])]
+        chosen = pick_model(found, owner_uids)
+        versions = list(chosen.get("status", {}).get("versions") or [])
         if not versions:
             raise SourceNotReadyError(
                 "ModelNotReady", f"model {ref['name']} has no stored version yet"
@@ -98,7 +127,9 @@ def resolve_models(namespace: str, refs: list[dict[str, Any]]) -> list[imagerend
     return out
 
 
-def render_inputs(namespace: str, spec: dict[str, Any]) -> imagerender.ScoringImageInputs:
+def render_inputs(
+    namespace: str, spec: dict[str, Any], owner_uids: set[str]
+) -> imagerender.ScoringImageInputs:
     settings = get_settings()
     score = read_text(namespace, spec["executionScript"], "executionScript")
     problem = scorecheck.problem(score)
@@ -119,7 +150,7 @@ def render_inputs(namespace: str, spec: dict[str, Any]) -> imagerender.ScoringIm
         base_image=spec.get("baseImage") or settings.default_base_image,
         requirements=reqs,
         score_py=score.encode(),
-        models=resolve_models(namespace, list(spec.get("models") or [])),
+        models=resolve_models(namespace, list(spec.get("models") or []), owner_uids),
         runtime_files=runtime_files(),
         docker_steps=str(spec.get("dockerSteps") or ""),
         pip=imagerender.PipOptions(
@@ -187,9 +218,9 @@ def _set(
     )
 
 
-@kopf.on.resume(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.create(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.update(names.GROUP, names.VERSION, PLURAL)
+@kopf.on.resume(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.create(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.update(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
 def reconcile_image(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -209,7 +240,8 @@ def reconcile_image(
             namespace, name, st, gen, False, "NotStarted", "preparing the build", state="NotStarted"
         )
     try:
-        inputs = render_inputs(namespace, dict(spec))
+        owner_uids = {o.get("uid", "") for o in body["metadata"].get("ownerReferences") or []}
+        inputs = render_inputs(namespace, dict(spec), owner_uids)
     except ImageSpecError as e:
         _set(namespace, name, st, gen, False, "BadSpec", str(e), state="Failed")
         raise kopf.PermanentError(str(e)) from e

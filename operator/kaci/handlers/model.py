@@ -7,7 +7,7 @@ from typing import Any
 import kopf
 
 from kaci import conditions, imagerender, kube, modelfiles, modelsource, names
-from kaci.handlers.common import builder, model_name_of, now, poke
+from kaci.handlers.common import builder, instance_filter, model_name_of, now, poke
 from kaci.settings import get_settings
 
 PLURAL = "models"
@@ -24,9 +24,9 @@ def _status(
     }
 
 
-@kopf.on.resume(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.create(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.update(names.GROUP, names.VERSION, PLURAL)
+@kopf.on.resume(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.create(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.update(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
 def reconcile_model(
     body: kopf.Body,
     spec: kopf.Spec,

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from kaci import conditions, kube, names, wsrender, wsstatus
-from kaci.handlers.common import image_name_of, now
+from kaci.handlers.common import image_name_of, instance, instance_filter, now
 from kaci.settings import get_settings
 
 PLURAL = "webservices"
@@ -43,7 +43,11 @@ def _child(
             "name": name,
             "namespace": namespace,
             "ownerReferences": [owner],
-            "labels": {"app.kubernetes.io/managed-by": names.MANAGER, names.WEBSERVICE_LABEL: name},
+            "labels": {
+                "app.kubernetes.io/managed-by": names.MANAGER,
+                names.WEBSERVICE_LABEL: name,
+                **({names.INSTANCE_LABEL: instance()} if instance() else {}),
+            },
         },
         "spec": spec,
     }
@@ -74,7 +78,7 @@ def ensure_keys(name: str, namespace: str, owner: dict[str, Any]) -> dict[str, s
             "primaryKey": keys.get("primaryKey") or secrets.token_urlsafe(32),
             "secondaryKey": keys.get("secondaryKey") or secrets.token_urlsafe(32),
         }
-        kube.apply(wsrender.keys_secret(name, namespace, owner, keys))
+        kube.apply(wsrender.keys_secret(name, namespace, owner, keys, instance()))
     return keys
 
 
@@ -98,9 +102,9 @@ def _set_image(
     _patch(namespace, name, {**st, "observedGeneration": gen})
 
 
-@kopf.on.resume(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.create(names.GROUP, names.VERSION, PLURAL)
-@kopf.on.update(names.GROUP, names.VERSION, PLURAL)
+@kopf.on.resume(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.create(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+@kopf.on.update(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
 def reconcile_webservice(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -170,9 +174,11 @@ def reconcile_webservice(
     location = str(ist["imageLocation"])
     dc = dict(sp["deploymentConfig"])
     keys = ensure_keys(name, namespace, owner) if dc.get("authEnabled") else None
-    template = wsrender.pod_template(name, location, dc, keys, settings.image_pull_secret)
-    kube.apply(wsrender.deployment(name, namespace, owner, template))
-    kube.apply(wsrender.service(name, namespace, owner))
+    template = wsrender.pod_template(
+        name, location, dc, keys, settings.image_pull_secret, instance()
+    )
+    kube.apply(wsrender.deployment(name, namespace, owner, template, instance()))
+    kube.apply(wsrender.service(name, namespace, owner, instance()))
     image_cond = _image_condition(
         True, "ImageReady", f"image {image_name} version {ist.get('version')}", gen
     )
@@ -265,8 +271,15 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     )
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": names.MANAGER})
-@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/name": "kaci-webservice"})
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    labels={"app.kubernetes.io/name": "kaci-webservice", **instance_filter()},
+)
+@kopf.on.event(
+    "", "v1", "pods", labels={"app.kubernetes.io/name": "kaci-webservice", **instance_filter()}
+)
 def follow_children(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     owner = labels.get(names.WEBSERVICE_LABEL)
     if owner and namespace:

@@ -245,4 +245,4 @@ class Workspace:
         return Kube.connect(self.kubeconfig, self.context, self.namespace)
 
     def __repr__(self) -> str:
-        return f"Workspace.create(context={self._context!r}, namespace={self._namespace!r})"
+        return f"Workspace(context={self._context!r}, namespace={self._namespace!r})"

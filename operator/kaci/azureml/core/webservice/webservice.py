@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import warnings
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kaci.azureml import _files, _manifests
@@ -34,6 +34,10 @@ PLURAL = "webservices"
 FAILED_STATES = ("Failed", "Unschedulable")
 # Seconds delete() waits for the Webservice and what it owns to be gone.
 DELETE_TIMEOUT_S = 180.0
+# Seconds regen_key waits for the Pods to serve with the new keys.
+KEYS_TIMEOUT_S = 300.0
+KEYS_ROTATED = "kaci.dev/keys-rotated-at"
+KEYS_HASH = "kaci.dev/keys-hash"  # set by the operator on the Pod template
 
 
 def service_verdict(obj: Obj) -> str:
@@ -372,7 +376,9 @@ class Webservice:
         except KeyError as exc:
             raise WebserviceException(f"Invalid response key: {exc.args[0]}") from None
 
-    def regen_key(self, key: str, set_key: str | None = None) -> None:
+    def regen_key(
+        self, key: str, set_key: str | None = None, timeout_sec: float = KEYS_TIMEOUT_S
+    ) -> None:
         """Replace the Primary or Secondary key (a new random one, or set_key)."""
         if not key:
             raise WebserviceException(
@@ -390,11 +396,47 @@ class Webservice:
 
         value = set_key or secrets.token_urlsafe(32)
         field = "primaryKey" if key == "Primary" else "secondaryKey"
-        self.workspace._kube.patch_secret(
+        kube = self.workspace._kube
+        kube.patch_secret(
             self.keys_secret or f"{self.name}-keys",
             {"data": {field: base64.b64encode(value.encode()).decode()}},
         )
         self._primary_key = None
+        # The operator reads the Secret on every reconcile and rolls the Pod when the
+        # keys change (a keys-hash annotation on the Pod template); an annotation on
+        # the Webservice makes it reconcile now. Wait, as Azure did, until the Pods
+        # that serve use the new keys.
+        stamp = datetime.now(UTC).isoformat()
+        kube.patch(PLURAL, self.name, {"metadata": {"annotations": {KEYS_ROTATED: stamp}}})
+        self._wait_keys_live(timeout_sec)
+
+    def _wait_keys_live(self, timeout_sec: float) -> None:
+        from kaci.wsrender import keys_hash
+
+        primary, secondary = self.get_keys()
+        want = keys_hash({"primaryKey": primary, "secondaryKey": secondary})
+        kube = self.workspace._kube
+
+        def pods_state() -> Obj:
+            pods = kube.list_pods(f"{LABEL_WEBSERVICE}={self.name}")
+            live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+            return {"pods": pods, "live": live}
+
+        def verdict(state: Obj) -> str:
+            pods = state["pods"]
+            if not pods:
+                return "pending"
+            for p in pods:
+                annotations = p["metadata"].get("annotations") or {}
+                ready = any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in p.get("status", {}).get("conditions") or []
+                )
+                if annotations.get(KEYS_HASH) != want or not ready:
+                    return "pending"
+            return "done"
+
+        wait_for(pods_state, verdict, timeout_sec, lambda o: None, f"new keys of {self.name}")  # type: ignore[arg-type]
 
     def delete(self) -> None:
         """Delete the service and what it owns; fine if it is already gone."""
