@@ -194,9 +194,9 @@ def test_image_failure_reason_comes_from_the_condition() -> None:
 def test_model_verdict() -> None:
     ready = [{"type": "Ready", "status": "True"}]
     assert _model_verdict(_obj(1, 1, version=1, conditions=ready)) == "done"
-    bad = [{"type": "Ready", "status": "False", "reason": "SourceMissing", "message": "m"}]
+    bad = [{"type": "Ready", "status": "False", "reason": "BadSource", "message": "m"}]
     assert _model_verdict(_obj(1, 1, conditions=bad)) == "failed"
-    pending = [{"type": "Ready", "status": "False", "reason": "Pending"}]
+    pending = [{"type": "Ready", "status": "False", "reason": "Fetching"}]
     assert _model_verdict(_obj(1, 1, conditions=pending)) == "pending"
     assert _model_verdict(_obj(2, 1, version=1, conditions=ready)) == "pending"
 
