@@ -34,8 +34,8 @@ cluster: deps ## start the local cluster: Docker engine, registry, etcd, control
 cluster-down: ## stop every process `make cluster` started, by PID
 	hack/cluster.sh down
 
-base-images: ## the pause image, the Python base image and the wheelhouse, pushed to the local registry
-	hack/base-images.sh
+base-images: deps ## the pause image, the Python base image and the wheelhouse, pushed to the local registry
+	hack/cluster.sh docker
 
 test: venv lint ## every tier: unit, component (Docker), cluster (the local cluster, started if needed)
 	$(PY) -m pytest
