@@ -247,7 +247,9 @@ up_controllers() {
 
 up_containerd() {
   pid_of containerd >/dev/null && return 0
-  cleanup_stale_node
+  # Only when the kubelet is down too: with a live kubelet, the veths and mounts
+  # belong to running pods (their containers outlive a containerd restart).
+  pid_of kubelet >/dev/null || cleanup_stale_node
   local d="$CLUSTER_DIR/containerd"
   mkdir -p "$d/certs.d/$REGISTRY"
   # The local registry speaks plain HTTP.
