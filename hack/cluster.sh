@@ -2,7 +2,8 @@
 # The local kaci test cluster, as plain local processes (see hack/README.md).
 #
 #   hack/cluster.sh up        Docker + registry + base images + Kubernetes (idempotent)
-#   hack/cluster.sh docker    only the Docker engine and the registry (component tests)
+#   hack/cluster.sh docker    only the Docker engine, the registry and the base images
+#   hack/cluster.sh binaries  only build/fetch the binaries into .cluster/bin
 #   hack/cluster.sh down      stop everything this folder's .cluster/ started, by PID
 #   hack/cluster.sh down k8s  the same, but leave Docker and the registry running
 #   hack/cluster.sh status    what runs
@@ -437,8 +438,9 @@ stop_k8s() {
 
 case "${1:-}" in
   docker) cmd_docker ;;
+  binaries) build_k8s; install_kubectl_helm; build_coredns ;;
   up) cmd_up ;;
   down) cmd_down "${2:-}" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|docker|down [k8s]|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|docker|binaries|down [k8s]|status" >&2; exit 2 ;;
 esac
