@@ -12,6 +12,7 @@ from kaci.imagerender import PORT
 
 # An emptyDir: the root filesystem is read-only.
 TMP = "/tmp"  # noqa: S108
+PRESTOP_SLEEP_S = 3
 
 
 def cpu_quantity(cores: float) -> str:
@@ -72,7 +73,7 @@ def pod_template(
         "enableServiceLinks": False,
         # The runtime drains in-flight requests on SIGTERM; the Service already
         # stopped sending new ones because the old Pod left the endpoints.
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": 30 + PRESTOP_SLEEP_S,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 1000,
@@ -111,6 +112,10 @@ def pod_template(
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
+                # kube-proxy drops the Pod from the Service a moment after the Pod is told
+                # to stop; waiting 3 s before SIGTERM keeps its listener open until no new
+                # connection can reach it, then the runtime drains what is in flight.
+                "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
             }
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],

@@ -67,21 +67,30 @@ def _plain(api: kclient.ApiClient, model: Any) -> Obj:
 class Kube:
     """Namespaced access to kaci's custom objects and the core objects around them."""
 
-    def __init__(self, api: kclient.ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api: kclient.ApiClient, namespace: str, labels: dict[str, str] | None = None
+    ) -> None:
         self.api = api
+        # Put on every custom object created or updated (e.g. the operator instance).
+        self.labels = dict(labels or {})
         self.namespace = namespace
         self.custom = kclient.CustomObjectsApi(api)
         self.core = kclient.CoreV1Api(api)
 
     @staticmethod
-    def connect(kubeconfig: str | None, context: str | None, namespace: str) -> Kube:
+    def connect(
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str,
+        labels: dict[str, str] | None = None,
+    ) -> Kube:
         try:
             api = kconfig.new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, context=context
             )
         except Exception as exc:  # ConfigException, OSError: all mean "no usable kubeconfig"
             raise WorkspaceException(f"cannot load kubeconfig context {context!r}: {exc}") from None
-        return Kube(api, namespace)
+        return Kube(api, namespace, labels)
 
     # -- kaci custom objects -------------------------------------------------
 
@@ -129,6 +138,12 @@ class Kube:
 
     def apply(self, plural: str, body: Obj) -> Obj:
         """Create, or replace the spec of, the object `body` describes."""
+        if self.labels:
+            meta = body["metadata"]
+            body = {
+                **body,
+                "metadata": {**meta, "labels": {**meta.get("labels", {}), **self.labels}},
+            }
         for _ in range(5):
             current = self.get(plural, body["metadata"]["name"])
             try:

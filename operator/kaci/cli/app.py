@@ -52,6 +52,7 @@ def workspace_from_args(args: argparse.Namespace) -> Workspace:
             "registry": cfg.registry,
             "registry_pull": cfg.registry_pull,
             "registry_insecure": cfg.registry_insecure,
+            "operator": cfg.operator,
         }
     for key in ("context", "namespace", "kubeconfig", "registry"):
         if getattr(args, key, None):

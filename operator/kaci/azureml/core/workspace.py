@@ -37,8 +37,18 @@ CONFIG_FILENAME = "config.json"
 # start folder up to the file system root.
 CONFIG_DIRS = (".azureml", "aml_config", None)
 KACI_KEYS = frozenset(
-    {"context", "namespace", "kubeconfig", "registry", "registry_pull", "registry_insecure"}
+    {
+        "context",
+        "namespace",
+        "kubeconfig",
+        "registry",
+        "registry_pull",
+        "registry_insecure",
+        "operator",
+    }
 )
+# The label an operator started with KACI_OPERATOR_INSTANCE=<x> selects its objects by.
+OPERATOR_LABEL = "kaci.dev/operator"
 AZURE_ONLY_KEYS = frozenset({"subscription_id", "resource_group", "Scope", "location"})
 
 
@@ -52,6 +62,7 @@ class WorkspaceConfig:
     registry: str | None = None
     registry_pull: str | None = None
     registry_insecure: bool | None = None
+    operator: str | None = None
     ignored: tuple[str, ...] = field(default=())
 
 
@@ -64,7 +75,7 @@ def parse_config(data: dict[str, Any]) -> WorkspaceConfig:
     insecure = data.get("registry_insecure")
     if insecure is not None and not isinstance(insecure, bool):
         raise UserErrorException("registry_insecure must be true or false")
-    for key in ("context", "kubeconfig", "registry", "registry_pull"):
+    for key in ("context", "kubeconfig", "registry", "registry_pull", "operator"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise UserErrorException(f"{key} must be a string")
     if namespace is not None and not isinstance(namespace, str):
@@ -76,6 +87,7 @@ def parse_config(data: dict[str, Any]) -> WorkspaceConfig:
         registry=data.get("registry"),
         registry_pull=data.get("registry_pull"),
         registry_insecure=insecure,
+        operator=data.get("operator"),
         ignored=tuple(unknown),
     )
 
@@ -128,6 +140,7 @@ class Workspace:
         registry: str | None = None,
         registry_pull: str | None = None,
         registry_insecure: bool | None = None,
+        operator: str | None = None,
     ) -> None:
         unused = [
             n
@@ -151,6 +164,8 @@ class Workspace:
         self.registry = registry or os.environ.get("KACI_REGISTRY") or "127.0.0.1:5000"
         self.registry_pull = registry_pull or os.environ.get("KACI_REGISTRY_PULL") or None
         self.registry_insecure = registry_is_insecure(self.registry, registry_insecure)
+        # Which operator instance handles what this workspace creates (None: the main one).
+        self.operator = operator or os.environ.get("KACI_OPERATOR_INSTANCE") or None
 
     @staticmethod
     def from_config(
@@ -184,6 +199,7 @@ class Workspace:
             registry=cfg.registry,
             registry_pull=cfg.registry_pull,
             registry_insecure=cfg.registry_insecure,
+            operator=cfg.operator,
         )
 
     @staticmethod
@@ -202,6 +218,8 @@ class Workspace:
         data["registry"] = self.registry
         if self.registry_pull:
             data["registry_pull"] = self.registry_pull
+        if self.operator:
+            data["operator"] = self.operator
         target.write_text(json.dumps(data, indent=2) + "\n")
         return str(target)
 
@@ -242,7 +260,8 @@ class Workspace:
     def _kube(self) -> Kube:
         from kaci.azureml._kube import Kube
 
-        return Kube.connect(self.kubeconfig, self.context, self.namespace)
+        labels = {OPERATOR_LABEL: self.operator} if self.operator else {}
+        return Kube.connect(self.kubeconfig, self.context, self.namespace, labels)
 
     def __repr__(self) -> str:
         return f"Workspace(context={self._context!r}, namespace={self._namespace!r})"

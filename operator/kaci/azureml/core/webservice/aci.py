@@ -8,18 +8,15 @@ behaviour (ssl_enabled=True) and warned about otherwise.
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from kaci.azureml import _manifests, _scoring
-from kaci.azureml.core.webservice.webservice import PLURAL, Webservice
+from kaci.azureml import _manifests
+from kaci.azureml.core.webservice.webservice import Webservice
 from kaci.azureml.exceptions import KaciCompatibilityWarning, WebserviceException
 
 if TYPE_CHECKING:
-    from kaci.azureml.core.image.container import ContainerImageConfig
-    from kaci.azureml.core.image.image import Image
-    from kaci.azureml.core.model import Model
+    pass
 
 # Parameter -> why it is not used; given a non-None value they are warned about.
 _IGNORED = {
@@ -180,129 +177,5 @@ class AciWebservice(Webservice):
             subnet_name=subnet_name,
         )
 
-    def run(self, input_data: Any) -> Any:
-        """POST input_data to /score from outside the cluster (see kaci.azureml._scoring)."""
-        if not self.scoring_uri:
-            raise WebserviceException(
-                "Error attempting to call webservice, scoring_uri unavailable. This could be due "
-                f"to a failed deployment, or the service is not ready yet. Current State: "
-                f"{self.state} Errors: {self.error}"
-            )
-        body = _to_bytes(input_data)
-        headers = {"Content-Type": "application/json"}
-        kube = self.workspace._kube
-        if self._primary_key is None:
-            resp = _scoring.via_service_proxy(kube, self.name, body, headers)
-            if resp.status == 401 and self.auth_enabled:
-                self._primary_key = self.get_keys()[0]
-        if self._primary_key is not None:
-            headers["Authorization"] = f"Bearer {self._primary_key}"
-            resp = _scoring.via_port_forward(kube, self.name, body, headers)
-        if resp.status == 200:
-            return self._decode(resp.body)
-        self._raise_bad_response(resp.status, resp.headers, resp.body)
-        return None  # unreachable: _raise_bad_response raises
-
     def get_token(self) -> Any:
         raise WebserviceException("ACI services use keys, not tokens: use get_keys()")
-
-    def update(
-        self,
-        image: Image | None = None,
-        tags: dict[str, str] | None = None,
-        properties: dict[str, str] | None = None,
-        description: str | None = None,
-        auth_enabled: bool | None = None,
-        ssl_enabled: bool | None = None,
-        ssl_cert_pem_file: str | None = None,
-        ssl_key_pem_file: str | None = None,
-        ssl_cname: str | None = None,
-        enable_app_insights: bool | None = None,
-        models: list[Model] | None = None,
-        inference_config: ContainerImageConfig | None = None,
-        *,
-        cpu_cores: float | None = None,
-        memory_gb: float | None = None,
-    ) -> None:
-        """Change the service; the old Pod serves until the new one is ready."""
-        if all(
-            v is None
-            for v in (
-                image,
-                tags,
-                properties,
-                description,
-                auth_enabled,
-                ssl_enabled,
-                ssl_cert_pem_file,
-                ssl_key_pem_file,
-                ssl_cname,
-                enable_app_insights,
-                models,
-                inference_config,
-                cpu_cores,
-                memory_gb,
-            )
-        ):
-            raise WebserviceException("No parameters provided to update.")
-        if ssl_enabled or ssl_cert_pem_file or ssl_key_pem_file or ssl_cname:
-            raise WebserviceException(
-                "ssl: kaci services speak plain HTTP in the cluster; use an Ingress for TLS"
-            )
-        if properties is not None:
-            self._warn("update: properties are not used (Webservice objects keep tags only)")
-        if enable_app_insights is not None:
-            self._warn("update: enable_app_insights is not used (scrape /metrics instead)")
-        if image is not None and (models is not None or inference_config is not None):
-            raise WebserviceException("update: give either image, or models/inference_config")
-        obj = self.workspace._kube.get(PLURAL, self.name)
-        if obj is None:
-            raise WebserviceException(f"WebserviceNotFound: {self.name}")
-        spec = dict(obj["spec"])
-        deploy = dict(spec.get("deploymentConfig", {}))
-        for key, value in (
-            ("tags", tags),
-            ("description", description),
-            ("authEnabled", auth_enabled),
-            ("cpuCores", cpu_cores),
-            ("memoryGb", memory_gb),
-        ):
-            if value is not None:
-                deploy[key] = (
-                    {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
-                )
-        probe = _manifests.deployment_config_spec(
-            deploy.get("cpuCores"), deploy.get("memoryGb"), None, None, None
-        )
-        if probe["cpuCores"] <= 0 or probe["memoryGb"] <= 0:
-            raise WebserviceException("cpu_cores and memory_gb must be positive")
-        spec["deploymentConfig"] = deploy
-        if image is not None:
-            for k in ("modelFiles", "models", "imageConfig"):
-                spec.pop(k, None)
-            spec["image"] = {"name": image.name, "version": image.version}
-        elif models is not None or inference_config is not None:
-            if models is not None:
-                for k in ("modelFiles", "image"):
-                    spec.pop(k, None)
-                spec["models"] = _manifests.model_refs([(m.name, m.version) for m in models])
-            if inference_config is not None:
-                spec.pop("image", None)
-                spec["imageConfig"] = inference_config._spec()
-            if "image" not in spec and "imageConfig" not in spec:
-                raise WebserviceException(
-                    "update: this service was deployed from an image; give inference_config too"
-                )
-        body = {"metadata": {"name": self.name}, "spec": spec}
-        new = self.workspace._kube.replace_spec(PLURAL, obj, body)
-        self._primary_key = None
-        self._initialize(new)
-
-
-def _to_bytes(input_data: Any) -> bytes:
-    """Azure accepted a str, bytes, or a JSON-able object; send bytes."""
-    if isinstance(input_data, bytes):
-        return input_data
-    if isinstance(input_data, str):
-        return input_data.encode()
-    return json.dumps(input_data).encode()
