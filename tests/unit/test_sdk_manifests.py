@@ -12,8 +12,7 @@ from kaci.azureml.core.image import ContainerImage
 from kaci.azureml.core.image.image import failure_reason, image_verdict
 from kaci.azureml.core.model import _model_verdict, _tag_match, versions_of
 from kaci.azureml.core.webservice import AciWebservice
-from kaci.azureml.core.webservice.aci import _to_bytes
-from kaci.azureml.core.webservice.webservice import describe_conditions, service_verdict
+from kaci.azureml.core.webservice.webservice import _to_bytes, describe_conditions, service_verdict
 from kaci.azureml.exceptions import KaciCompatibilityWarning, WebserviceException
 
 
