@@ -16,6 +16,7 @@ from kaci.azureml import _files
 from kaci.azureml._registry import image_blobs, layer_tar, parse_reference
 from kaci.azureml._wait import new_log_lines, wait_for
 from kaci.azureml.exceptions import (
+    ClusterUnreachableException,
     ResourceNotFoundException,
     UserErrorException,
     WaitTimeoutException,
@@ -165,6 +166,28 @@ def test_wait_for_returns_the_terminal_object() -> None:
     )
     assert got == {"n": 3}
     assert seen == [1, 2, 3]
+
+
+def test_wait_for_rides_out_a_short_api_outage() -> None:
+    answers: list[object] = [ClusterUnreachableException("down"), {"n": 1}]
+
+    def fetch() -> dict[str, int]:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a  # type: ignore[return-value]
+
+    assert wait_for(fetch, lambda o: "done", None, lambda o: None, "x", interval=0) == {"n": 1}
+    with pytest.raises(ClusterUnreachableException):
+        wait_for(
+            lambda: (_ for _ in ()).throw(ClusterUnreachableException("down")),
+            lambda o: "done",
+            None,
+            lambda o: None,
+            "x",
+            interval=0.01,
+            outage_grace=0,
+        )
 
 
 def test_wait_for_times_out_and_reports_deletion() -> None:

@@ -15,7 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
-from kaci.azureml.exceptions import ResourceNotFoundException, WaitTimeoutException
+from kaci.azureml.exceptions import (
+    ClusterUnreachableException,
+    ResourceNotFoundException,
+    WaitTimeoutException,
+)
 
 Obj = dict[str, Any]
 Verdict = Literal["done", "failed", "pending"]
@@ -71,11 +75,24 @@ def wait_for(
     on_poll: Callable[[Obj], None],
     what: str,
     interval: float = 1.0,
+    outage_grace: float = 120.0,
 ) -> Obj:
     """Poll `fetch` until `verdict` says done or failed; returns the last object."""
     deadline = None if timeout_sec is None else time.monotonic() + float(timeout_sec)
+    outage_since: float | None = None
     while True:
-        obj = fetch()
+        try:
+            obj = fetch()
+        except ClusterUnreachableException:
+            # An API server restart is not the end of a deployment: keep polling for
+            # a while, then give up with the connection error.
+            now = time.monotonic()
+            outage_since = outage_since or now
+            if now - outage_since > outage_grace:
+                raise
+            time.sleep(interval or 1.0)
+            continue
+        outage_since = None
         if obj is None:
             raise ResourceNotFoundException(f"{what} was deleted while waiting for it")
         on_poll(obj)
