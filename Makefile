@@ -49,7 +49,8 @@ test-component: venv
 test-cluster: venv
 	$(PY) -m pytest -m cluster
 
-demo: venv cluster ## kaci's main job: the MNIST walkthrough deployed the three Azure ways
+demo: venv ## kaci's main job: the MNIST walkthrough deployed the three Azure ways (CLUSTER=local|kind)
+	$(if $(filter local,$(CLUSTER)),$(MAKE) cluster)
 	hack/demo.sh $(CLUSTER)
 
 bench-runtime: venv ## scoring runtime vs azureml-inference-server-http, MLServer, KServe and the in-process floor
