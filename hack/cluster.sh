@@ -203,6 +203,7 @@ up_etcd() {
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster kaci=http://127.0.0.1:2380 --snapshot-count 10000 --quota-backend-bytes 4294967296
   wait_for etcd 60 curl -fs http://127.0.0.1:2379/health || die "etcd not healthy (see $LOGS/etcd.log)"
+  owns_port etcd 2379
 }
 
 up_apiserver() {
@@ -227,6 +228,7 @@ up_apiserver() {
       --profiling=false
   fi
   wait_for kube-apiserver 120 curl_api /readyz || die "kube-apiserver not ready (see $LOGS/kube-apiserver.log)"
+  owns_port kube-apiserver 6443
 }
 
 up_controllers() {
@@ -369,6 +371,22 @@ wait_node_ready() {
     || die "no default ServiceAccount (see $LOGS/kube-controller-manager.log)"
 }
 
+# owns_port NAME PORT: the answer came from our process, not another one on that port.
+owns_port() {
+  local ours; ours="$(pid_of "$1")" || die "$1 exited (see $LOGS/$1.log)"
+  [ "$(holder_of_port "$2")" = "$ours" ] || die "port $2 is not held by our $1 (pid $ours); see $LOGS/$1.log"
+}
+
+# Every component still alive after the node turned Ready (a port clash kills late).
+check_alive() {
+  local c
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+    pid_of "$c" >/dev/null || die "$c exited (see $LOGS/$c.log)"
+  done
+  [ -x "$BIN/coredns" ] && { pid_of coredns >/dev/null || die "coredns exited (see $LOGS/coredns.log)"; }
+  return 0
+}
+
 cmd_up() {
   local t0; t0=$(date +%s)
   cmd_docker
@@ -385,6 +403,7 @@ cmd_up() {
   up_node
   up_coredns
   wait_node_ready
+  check_alive
   log "cluster up in $(( $(date +%s) - t0 )) s: KUBECONFIG=$CLUSTER_DIR/kubeconfig (context kaci-local)"
   cmd_status
 }
@@ -436,6 +455,7 @@ stop_k8s() {
   stop_pid etcd
 }
 
+case "${1:-}" in up|docker|binaries|down) take_lock ;; esac
 case "${1:-}" in
   docker) cmd_docker ;;
   binaries) build_k8s; install_kubectl_helm; build_coredns ;;

@@ -38,8 +38,9 @@ start_bg() {
   local name="$1"; shift
   if pid_of "$name" >/dev/null; then return 0; fi
   rm -f "$RUN/$name.pid"
+  # 9>&-: the daemon must not inherit the lock of take_lock.
   setsid -f bash -c 'echo $$ > "$0"; exec "$@"' "$RUN/$name.pid" "$@" \
-    >>"$LOGS/$name.log" 2>&1 </dev/null
+    >>"$LOGS/$name.log" 2>&1 </dev/null 9>&-
   local i
   for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
   die "$name did not start (see $LOGS/$name.log)"
@@ -74,4 +75,14 @@ wait_for() {
 # holder_of_port PORT: PID of the process listening on 127.0.0.1/any PORT (TCP).
 holder_of_port() {
   { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; } || true
+}
+
+# take_lock: one `up`/`down` at a time on this machine (the ports are machine-wide,
+# and several test sessions call `up` at once). Held until the script exits.
+take_lock() {
+  exec 9>"${KACI_LOCK:-/run/lock/kaci-cluster.lock}"
+  if ! flock -n 9; then
+    log "waiting for another hack/cluster.sh to finish (lock ${KACI_LOCK:-/run/lock/kaci-cluster.lock})"
+    flock -w 1800 9 || die "gave up waiting for the lock after 30 min"
+  fi
 }
