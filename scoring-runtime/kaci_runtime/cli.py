@@ -57,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(exports)
     if config.worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before prometheus_client is imported (in the server module).
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kaci-metrics-")
+        try:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kaci-metrics-")
+        except OSError as ex:  # a read-only filesystem without a writable /tmp
+            print(f"kaci-runtime: /metrics shows one worker at a time: {ex}", file=sys.stderr)
 
     from kaci_runtime import shim
     from kaci_runtime.server import Worker
@@ -71,11 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = sock.getsockname()[1]
     print(_banner(config, port, shim_used), file=sys.stderr, flush=True)
     if config.worker_count == 1:
-        return Worker(config, sock).serve()
+        code = Worker(config, sock).serve()
+    else:
+        from kaci_runtime.workers import prefork
 
-    from kaci_runtime.workers import prefork
-
-    return prefork(config.worker_count, sock, lambda i: Worker(config, sock, i).serve())
+        code = prefork(config.worker_count, sock, lambda i: Worker(config, sock, i).serve())
+    # Threads the score script started must not keep a stopped server alive.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -664,3 +664,23 @@ def test_two_workers_whose_init_fails_exit_non_zero(tmp_path: Path) -> None:
     rt = LocalRuntime(script, cwd=tmp_path, args=["--worker_count", "2"]).start()
     assert rt.wait_exit() == 3
     assert "no model here" in rt.log()
+
+
+def test_sigterm_exits_even_with_a_thread_the_script_left_running(tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "score.py",
+        """
+        import threading, time
+
+        def init():
+            threading.Thread(target=lambda: time.sleep(3600)).start()  # not a daemon
+
+        def run(raw_data):
+            return 1
+        """,
+    )
+    rt = LocalRuntime(script, cwd=tmp_path)
+    rt.start()
+    rt.wait_ready()
+    assert rt.stop() == 0
