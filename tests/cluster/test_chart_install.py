@@ -1,0 +1,332 @@
+"""The chart installed with real helm on the local cluster, the operator in its Pod.
+
+One release for the module, in order: install (operator image built and pushed
+by hack/build-operator-image.sh, the node's Docker socket mounted), the MNIST
+walkthrough the three Azure ways, RBAC (no 403 for the chart's ServiceAccount
+in the API server's audit log or in the operator's log), `helm upgrade` that
+rolls the operator and leaves Webservice Pods alone, `helm uninstall` that
+leaves CRDs and users' objects.
+
+The release runs with `rbac.namespaced=true` and watches only this module's
+namespace, so it never touches objects of other tests (or other operators)
+sharing the cluster; the cluster-wide RBAC render is dry-run in
+test_chart_dryrun.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import joblib
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kaci"
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+AUDIT_LOG = ROOT / ".cluster" / "logs" / "audit.log"
+CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+RELEASE = "kaci-t"
+WEBSERVICES = ("aci-mnist-1", "aci-mnist-2", "aci-mnist-3")
+Kubectl = Callable[..., str]  # the `kubectl` fixture of tests/cluster/conftest.py
+
+
+@dataclass(frozen=True)
+class Release:
+    operator_ns: str
+    ns: str  # where the walkthrough goes
+    image: str
+    service_account: str
+
+
+def helm(*args: str, timeout: float = 600) -> str:
+    cmd = ["helm", f"--kubeconfig={KUBECONFIG}", f"--kube-context={CONTEXT}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    assert proc.returncode == 0, f"helm {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def get(kubectl: Kubectl, *args: str) -> Any:
+    return json.loads(kubectl("get", *args, "-o", "json"))
+
+
+def operator_log(kubectl: Kubectl, rel: Release) -> str:
+    try:
+        return kubectl("logs", "-n", rel.operator_ns, f"deploy/{RELEASE}", "--tail=-1")
+    except Exception as exc:  # the log is a diagnostic: its absence must not hide the failure
+        return f"(no operator log: {exc})"
+
+
+def operator_pods(kubectl: Kubectl, rel: Release) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=kaci"
+    pods: list[dict[str, Any]] = get(kubectl, "pods", "-n", rel.operator_ns, "-l", selector)[
+        "items"
+    ]
+    return [p for p in pods if "deletionTimestamp" not in p["metadata"]]
+
+
+def score(kubectl: Kubectl, ns: str, name: str, request: Path) -> Any:
+    uri = f"/api/v1/namespaces/{ns}/services/{name}:80/proxy/score"
+    return json.loads(kubectl("create", "--raw", uri, "-f", str(request)))
+
+
+def install_args(rel: Release) -> list[str]:
+    return [
+        "--namespace",
+        rel.operator_ns,
+        "-f",
+        str(CHART / "ci" / "local-values.yaml"),
+        "--set",
+        f"image.repository={rel.image.rsplit(':', 1)[0]}",
+        "--set",
+        f"image.tag={rel.image.rsplit(':', 1)[1]}",
+        "--set",
+        f"podSecurityContext.supplementalGroups[0]={DOCKER_SOCKET.stat().st_gid}",
+        "--set",
+        "rbac.namespaced=true",
+        "--set",
+        f"watchNamespaces={{{rel.ns}}}",
+        "--wait",
+        "--timeout",
+        "5m",
+    ]
+
+
+@pytest.fixture(scope="module")
+def release(kubectl: Kubectl) -> Iterator[Release]:
+    build = subprocess.run(
+        [str(ROOT / "hack" / "build-operator-image.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    image = build.stdout.strip().splitlines()[-1]
+    suffix = secrets.token_hex(3)
+    rel = Release(
+        operator_ns=f"kaci-chart-{suffix}",
+        ns=f"kaci-chart-ws-{suffix}",
+        image=image,
+        service_account=RELEASE,  # fullname: the release name already contains "kaci"
+    )
+    for ns in (rel.operator_ns, rel.ns):
+        kubectl("create", "namespace", ns)
+        kubectl("label", "namespace", ns, "kaci.dev/test=true")
+    try:
+        helm("install", RELEASE, str(CHART), *install_args(rel))
+        yield rel
+    finally:
+        subprocess.run(
+            [
+                "helm",
+                f"--kubeconfig={KUBECONFIG}",
+                f"--kube-context={CONTEXT}",
+                *("uninstall", RELEASE, "-n", rel.operator_ns, "--ignore-not-found", "--wait"),
+            ],
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+        for ns in (rel.ns, rel.operator_ns):
+            kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The walkthrough folder with a freshly trained model (train.py writes beside it)."""
+    folder = tmp_path_factory.mktemp("mnist")
+    shutil.copytree(ROOT / "examples" / "mnist", folder, dirs_exist_ok=True)
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), str(folder / "train.py"), "--out", str(folder)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return folder
+
+
+def argocd_health() -> ModuleType:
+    """The unit tier's Lua runner, reused on live objects."""
+    path = ROOT / "tests" / "unit" / "test_chart_argocd_health.py"
+    spec = importlib.util.spec_from_file_location("kaci_argocd_health", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_operator_runs_in_its_pod_non_root_with_the_host_docker_socket(
+    release: Release, kubectl: Kubectl
+) -> None:
+    (pod,) = operator_pods(kubectl, release)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] is True, operator_log(kubectl, release)
+    assert status["restartCount"] == 0, operator_log(kubectl, release)
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == release.service_account
+    assert spec["securityContext"]["runAsUser"] == 1000
+    assert spec["containers"][0]["image"] == release.image
+    assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    sockets = [v for v in spec["volumes"] if "hostPath" in v]
+    assert sockets == [
+        {
+            "name": "docker-socket",
+            "hostPath": {"path": str(DOCKER_SOCKET), "type": "Socket"},
+        }
+    ]
+
+
+def test_walkthrough_deploys_the_three_ways_and_scores(
+    release: Release, kubectl: Kubectl, trained: Path
+) -> None:
+    kubectl("apply", "-k", str(trained), "-n", release.ns)
+    # A Webservice that cannot become ready: its Image does not exist.
+    kubectl(
+        "apply",
+        "-n",
+        release.ns,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "kaci.dev/v1alpha1",
+                "kind": "Webservice",
+                "metadata": {"name": "no-such-image"},
+                "spec": {
+                    "image": {"name": "does-not-exist"},
+                    "deploymentConfig": {"cpuCores": 0.1, "memoryGb": 0.25},
+                },
+            }
+        ),
+    )
+    try:
+        kubectl(
+            "wait",
+            "--for=condition=Ready",
+            *(f"webservice/{name}" for name in WEBSERVICES),
+            "-n",
+            release.ns,
+            "--timeout=900s",
+            timeout=960,
+        )
+    except Exception as exc:
+        pytest.fail(
+            f"{exc}\n{kubectl('get', 'kaci', '-n', release.ns)}\n"
+            + operator_log(kubectl, release)[-4000:]
+        )
+    model = joblib.load(trained / "sklearn_mnist_model.pkl")
+    request = trained / "sample-request.json"
+    expected = model.predict(json.loads(request.read_text())["data"]).tolist()
+    assert len(expected) == 5
+    for name in WEBSERVICES:
+        ws = get(kubectl, "webservice", name, "-n", release.ns)
+        assert ws["status"]["state"] == "Healthy"
+        assert ws["status"]["scoringUri"] == (f"http://{name}.{release.ns}.svc.cluster.local/score")
+        assert score(kubectl, release.ns, name, request) == expected
+
+
+def test_status_follows_kstatus_and_argocd_reads_it(release: Release, kubectl: Kubectl) -> None:
+    """observedGeneration and Ready on every object; Ready=False while not ready."""
+    lua = argocd_health()
+    for kind in ("model", "image", "webservice"):
+        for obj in get(kubectl, kind, "-n", release.ns)["items"]:
+            name = f"{kind}/{obj['metadata']['name']}"
+            status = obj["status"]
+            generation = obj["metadata"]["generation"]
+            assert status["observedGeneration"] == generation, name
+            (ready,) = [c for c in status["conditions"] if c["type"] == "Ready"]
+            assert ready["observedGeneration"] == generation, name
+            health, message = lua.health(kind.capitalize(), obj)
+            if obj["metadata"]["name"] == "no-such-image":
+                assert ready["status"] == "False", name
+                assert status["state"] != "Healthy", name
+                assert health in ("Progressing", "Degraded"), (name, message)
+            else:
+                assert ready["status"] == "True", name
+                assert health == "Healthy", (name, message)
+
+
+def test_operator_got_no_forbidden_answer(release: Release, kubectl: Kubectl) -> None:
+    user = f"system:serviceaccount:{release.operator_ns}:{release.service_account}"
+    mine = []
+    with AUDIT_LOG.open() as audit:
+        for line in audit:
+            if user not in line:
+                continue
+            event = json.loads(line)
+            if event["user"]["username"] == user:
+                mine.append(event)
+    assert len(mine) > 20, f"no audit events for {user}: is the audit log on?"
+    forbidden = [
+        f"{e['verb']} {e['requestURI']}" for e in mine if e["responseStatus"]["code"] == 403
+    ]
+    assert forbidden == []
+    log = operator_log(kubectl, release)
+    assert "Forbidden" not in log
+    assert "Not enough permissions" not in log
+
+
+def test_upgrade_rolls_the_operator_and_leaves_webservices_serving(
+    release: Release, kubectl: Kubectl, trained: Path
+) -> None:
+    (old_operator,) = operator_pods(kubectl, release)
+    selector = "kaci.dev/webservice"
+    before = {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in get(kubectl, "pods", "-n", release.ns, "-l", selector)["items"]
+    }
+    assert len(before) == len(WEBSERVICES)
+    helm("upgrade", RELEASE, str(CHART), *install_args(release), "--set", "operator.verbose=true")
+    (new_operator,) = operator_pods(kubectl, release)
+    assert new_operator["metadata"]["uid"] != old_operator["metadata"]["uid"]
+    assert "--verbose" in new_operator["spec"]["containers"][0]["args"]
+    assert new_operator["status"]["containerStatuses"][0]["ready"] is True  # helm --wait
+    after = {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in get(kubectl, "pods", "-n", release.ns, "-l", selector)["items"]
+    }
+    assert after == before
+    request = trained / "sample-request.json"
+    for name in WEBSERVICES:
+        assert len(score(kubectl, release.ns, name, request)) == 5
+    # The new operator resumes the objects and finds nothing to change.
+    kubectl(
+        "wait",
+        "--for=condition=Ready",
+        *(f"webservice/{name}" for name in WEBSERVICES),
+        "-n",
+        release.ns,
+        "--timeout=120s",
+    )
+    after_resume = {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in get(kubectl, "pods", "-n", release.ns, "-l", selector)["items"]
+    }
+    assert after_resume == before
+
+
+def test_uninstall_keeps_crds_and_users_objects(
+    release: Release, kubectl: Kubectl, trained: Path
+) -> None:
+    helm("uninstall", RELEASE, "-n", release.operator_ns, "--wait")
+    assert get(kubectl, "deployments", "-n", release.operator_ns)["items"] == []
+    assert operator_pods(kubectl, release) == []
+    crds = {c["metadata"]["name"] for c in get(kubectl, "crd")["items"]}
+    assert {"models.kaci.dev", "images.kaci.dev", "webservices.kaci.dev"} <= crds
+    names = {w["metadata"]["name"] for w in get(kubectl, "webservice", "-n", release.ns)["items"]}
+    assert set(WEBSERVICES) <= names
+    assert get(kubectl, "model", "sklearn-mnist", "-n", release.ns)["status"]["version"] >= 1
+    request = trained / "sample-request.json"
+    for name in WEBSERVICES:
+        assert len(score(kubectl, release.ns, name, request)) == 5
