@@ -334,7 +334,7 @@ def test_webservice_keys_update_logs_and_failures(sdk_workspace: Workspace, tmp_
         "broken-svc",
         [str(tmp_path / "factor.txt")],
         ContainerImage.image_configuration(str(tmp_path / "broken.py"), "python"),
-        AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=0.5),
+        AciWebservice.deploy_configuration(cpu_cores=0.1, memory_gb=0.5),
     )
     with pytest.raises(FailedStateException, match="get_logs"):
         broken.wait_for_deployment(timeout_sec=600)

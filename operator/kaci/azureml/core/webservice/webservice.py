@@ -562,11 +562,13 @@ class Webservice:
             self.state = "Deleting"
             return
         self.state = "Deleting"
-        import time
-
-        deadline = time.monotonic() + DELETE_TIMEOUT_S
-        while kube.get(PLURAL, self.name) is not None and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_for(
+            lambda: {"gone": kube.get(PLURAL, self.name) is None},
+            lambda o: "done" if o["gone"] else "pending",
+            DELETE_TIMEOUT_S,
+            lambda o: None,
+            f"deletion of webservice {self.name}",
+        )
 
     def serialize(self) -> Obj:
         return {
