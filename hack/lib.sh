@@ -82,6 +82,7 @@ holder_of_port() {
 take_lock() {
   # KACI_LOCK_HELD=1: the caller already holds it (a script driving several steps).
   [ "${KACI_LOCK_HELD:-0}" = 1 ] && return 0
+  mkdir -p /run/lock
   exec 9>"${KACI_LOCK:-/run/lock/kaci-cluster.lock}"
   if ! flock -n 9; then
     log "waiting for another hack/cluster.sh to finish (lock ${KACI_LOCK:-/run/lock/kaci-cluster.lock})"
