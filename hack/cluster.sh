@@ -455,7 +455,7 @@ stop_k8s() {
   stop_pid etcd
 }
 
-case "${1:-}" in up|docker|binaries|down) take_lock ;; esac
+case "${1:-}" in up|docker|down) take_lock ;; esac
 case "${1:-}" in
   docker) cmd_docker ;;
   binaries) build_k8s; install_kubectl_helm; build_coredns ;;
