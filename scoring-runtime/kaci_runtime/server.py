@@ -277,7 +277,10 @@ class Worker:
         ]
         if extra:
             head += extra
-        conn.write(head, b"" if head_only else body, keep_alive)
+        # A HEAD answer has the headers of the GET answer and never a body.
+        if head_only or (req is not None and req.method == b"HEAD"):
+            body = b""
+        conn.write(head, body, keep_alive)
 
     def respond_error(
         self,

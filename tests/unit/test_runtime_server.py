@@ -684,3 +684,17 @@ def test_sigterm_exits_even_with_a_thread_the_script_left_running(tmp_path: Path
     rt.start()
     rt.wait_ready()
     assert rt.stop() == 0
+
+
+def test_head_answers_never_carry_a_body_so_keep_alive_stays_in_step(echo: LocalRuntime) -> None:
+    conn = echo.connection()
+    try:
+        for method, path in [("HEAD", "/score"), ("HEAD", "/nope"), ("HEAD", "/swagger.json")]:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            assert resp.read() == b""
+            conn.request("POST", "/score", body="after-head")
+            resp = conn.getresponse()
+            assert json.loads(resp.read())["echo"] == "after-head"
+    finally:
+        conn.close()
