@@ -10,7 +10,8 @@ LOGS="$CLUSTER_DIR/logs"
 # Caches that outlive a clone (CI clones into another folder on the same machine).
 CACHE="${KACI_CACHE:-/var/cache/kaci}"
 REGISTRY="127.0.0.1:5000"
-export PATH="$BIN:$PATH"
+# Go as the machine image installs it, even when a login shell did not add it.
+export PATH="$BIN:$PATH:/usr/local/go/bin"
 
 mkdir -p "$BIN" "$RUN" "$LOGS"
 
