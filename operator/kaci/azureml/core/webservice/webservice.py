@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,8 @@ AnyList = list[Any]
 StrList = list[str]
 ModelList = list["Model"]
 PLURAL = "webservices"
-FAILED_STATES = ("Failed", "Unschedulable")
+# Seconds a Webservice may stay Unschedulable before a wait gives up on it.
+UNSCHEDULABLE_GRACE_S = 300.0
 # Seconds delete() waits for the Webservice and what it owns to be gone.
 DELETE_TIMEOUT_S = 180.0
 # Seconds regen_key waits for the Pods to serve with the new keys.
@@ -41,14 +43,21 @@ KEYS_ROTATED = "kaci.dev/keys-rotated-at"
 KEYS_HASH = "kaci.dev/keys-hash"  # set by the operator on the Pod template
 
 
-def service_verdict(obj: Obj) -> str:
-    """Healthy is success; Failed/Unschedulable end the wait; the rest is in progress."""
+def service_verdict(obj: Obj, unschedulable_for: float = 0.0) -> str:
+    """Healthy is success; Failed ends the wait; the rest is in progress.
+
+    Unschedulable ends it only once it lasted UNSCHEDULABLE_GRACE_S: on a busy
+    cluster Pods that are going away free their CPU and memory a little later,
+    while a request no node can ever hold stays Unschedulable.
+    """
     if not _manifests.is_observed(obj):
         return "pending"
     state = obj.get("status", {}).get("state")
     if state == "Healthy":
         return "done"
-    if state in FAILED_STATES:
+    if state == "Failed":
+        return "failed"
+    if state == "Unschedulable" and unschedulable_for >= UNSCHEDULABLE_GRACE_S:
         return "failed"
     return "pending"
 
@@ -284,10 +293,20 @@ class Webservice:
                     display.line(f"  | {text}", style="dim")
                 shown_log = log
 
+        unschedulable_since: list[float] = []
+
+        def verdict(obj: Obj) -> str:
+            if obj.get("status", {}).get("state") != "Unschedulable":
+                unschedulable_since.clear()
+                return service_verdict(obj)
+            if not unschedulable_since:
+                unschedulable_since.append(time.monotonic())
+            return service_verdict(obj, time.monotonic() - unschedulable_since[0])
+
         with display.running(f"webservice {self.name}"):
             obj = wait_for(
                 lambda: kube.get(PLURAL, self.name),
-                service_verdict,  # type: ignore[arg-type]
+                verdict,  # type: ignore[arg-type]
                 timeout_sec,
                 on_poll,
                 f"webservice {self.name}",
