@@ -144,6 +144,9 @@ class HttpProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.worker.connections.add(self)
+        # Accepted just before a SIGTERM was handled: serve what comes, then close.
+        if self.worker.shutting_down:
+            self.closing = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.discard = True
