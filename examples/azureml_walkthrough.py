@@ -97,18 +97,21 @@ original_score = score.read_text()
 score.write_text(original_score.replace("Model.get_model_path(\"sklearn_mnist\")",
                                         "Model.get_model_path('sklearn_mnist_model.pkl')"))
 
-from kaci.azureml.core.webservice import Webservice
+try:
+    from kaci.azureml.core.webservice import Webservice
 
-service_name = 'aci-mnist-1'
-service = Webservice.deploy(deployment_config = aciconfig,
-                                image_config = image_config,
-                                model_paths = ['sklearn_mnist_model.pkl'],
-                                name = service_name,
-                                workspace = ws)
+    service_name = 'aci-mnist-1'
+    service = Webservice.deploy(deployment_config = aciconfig,
+                                    image_config = image_config,
+                                    model_paths = ['sklearn_mnist_model.pkl'],
+                                    name = service_name,
+                                    workspace = ws)
 
-service.wait_for_deployment(show_output = True)
-print(service.state)
-score.write_text(original_score)
+    service.wait_for_deployment(show_output = True)
+    print(service.state)
+finally:
+    # Undo the edit, whatever happened: options 2 and 3 use the original score.py.
+    score.write_text(original_score)
 test_web_service(service)
 service.delete()
 
