@@ -458,6 +458,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`kaci ... | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.OK
     except Exception as exc:  # every error: one readable line, never a traceback
         print(f"error: {exitcodes.one_line(exc)}", file=sys.stderr)
         return exitcodes.exit_code_for(exc)
