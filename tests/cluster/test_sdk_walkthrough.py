@@ -1,8 +1,9 @@
 """The Azure ACI article, run with kaci.azureml against the real local cluster.
 
-A kaci operator runs as a subprocess for each test, watching only the test's
-namespace and only objects labelled with its own instance name (the SDK's
-Workspace(operator=...)), so it never touches what other tests or operators own.
+A kaci operator runs as a subprocess for each test (test_op_support.run_operator,
+shared with the operator's cluster tests) with an instance name of its own; the
+SDK labels what it creates with it (Workspace(operator=...)), so that operator
+handles exactly this test's objects and no other operator touches them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,19 +30,13 @@ from kaci.azureml.exceptions import (
     ResourceNotFoundException,
     WebserviceException,
 )
+from test_op_support import run_operator, train  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
 MNIST = ROOT / "examples" / "mnist"
 WALKTHROUGH = ROOT / "examples" / "azureml_walkthrough.py"
-# Settings of the air-gapped local cluster (see DESIGN.md: base image and wheelhouse).
-OPERATOR_ENV = {
-    "KACI_PIP_FIND_LINKS": "/wheels",
-    "KACI_PIP_NO_INDEX": "true",
-    "KACI_DEFAULT_BASE_IMAGE": "127.0.0.1:5000/kaci/python:3.11",
-    "KACI_REGISTRY": "127.0.0.1:5000",
-}
 
 
 @pytest.fixture(scope="session")
@@ -82,66 +76,40 @@ def crds(local_cluster: Path) -> None:
 
 
 @pytest.fixture
-def sdk_workspace(crds: None, namespace: str, tmp_path: Path) -> Iterator[Workspace]:
-    """A Workspace on a fresh namespace, with an operator of its own running."""
-    instance = f"sdk-{secrets.token_hex(4)}"
-    log_path = tmp_path / "operator.log"
-    env = {
-        **os.environ,
-        **OPERATOR_ENV,
-        "KUBECONFIG": str(KUBECONFIG),
-        "KACI_OPERATOR_INSTANCE": instance,
-    }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kaci.operator", "--namespace", namespace],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
+def sdk_workspace(crds: None, namespace: str) -> Iterator[Workspace]:
+    """A Workspace on a fresh namespace, with an operator instance of its own running."""
+    with run_operator(f"sdk-{secrets.token_hex(4)}") as op:
+        ws = Workspace(
+            context=CONTEXT, namespace=namespace, kubeconfig=str(KUBECONFIG), operator=op.instance
         )
-    ws = Workspace(
-        context=CONTEXT, namespace=namespace, kubeconfig=str(KUBECONFIG), operator=instance
-    )
-    try:
-        yield ws
-    finally:
-        # Delete what the test left while the operator still runs (kopf finalizers).
-        for kind in ("webservices", "images", "models"):
-            subprocess.run(
-                [
-                    "kubectl",
-                    f"--kubeconfig={KUBECONFIG}",
-                    f"--context={CONTEXT}",
-                    "-n",
-                    namespace,
-                    "delete",
-                    f"{kind}.kaci.dev",
-                    "--all",
-                    "--timeout=120s",
-                ],
-                capture_output=True,
-                timeout=180,
-                check=False,
-            )
-        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        # Shown by pytest when the test failed.
-        print("operator log (tail):\n" + "\n".join(log_path.read_text().splitlines()[-60:]))
+            yield ws
+        finally:
+            # Delete what the test left while the operator still runs (kopf finalizers).
+            for kind in ("webservices", "images", "models"):
+                subprocess.run(
+                    [
+                        "kubectl",
+                        f"--kubeconfig={KUBECONFIG}",
+                        f"--context={CONTEXT}",
+                        "-n",
+                        namespace,
+                        "delete",
+                        f"{kind}.kaci.dev",
+                        "--all",
+                        "--timeout=120s",
+                    ],
+                    capture_output=True,
+                    timeout=180,
+                    check=False,
+                )
+            # Shown by pytest when the test failed.
+            print("operator log (tail):\n" + op.log_tail())
 
 
 def mnist_workdir(folder: Path, ws: Workspace) -> Path:
     """score.py, myenv.yml, a freshly trained model and Azure's .azureml/config.json."""
-    subprocess.run(
-        [sys.executable, str(MNIST / "train.py"), "--out", str(folder)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    train(folder)
     for name in ("score.py", "myenv.yml"):
         shutil.copy(MNIST / name, folder / name)
     (folder / ".azureml").mkdir(exist_ok=True)
