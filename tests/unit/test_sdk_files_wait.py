@@ -85,17 +85,23 @@ def test_merge_refuses_two_files_with_one_name(tmp_path: Path) -> None:
 
 
 def test_layer_is_reproducible_and_holds_the_files(tmp_path: Path) -> None:
-    root = tmp_path / "model"
+    root = tmp_path / "weights"
     (root / "d").mkdir(parents=True)
     (root / "d" / "w.bin").write_bytes(b"\x01\x02")
     files = _files.collect(root)
     assert layer_tar(files) == layer_tar(files)
     with tarfile.open(fileobj=io.BytesIO(layer_tar(files))) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        assert members["model"].isdir()
-        assert members["model/d"].isdir()
-        assert members["model/d/w.bin"].mode == 0o644
-        got = tar.extractfile("model/d/w.bin")
+        # Under FILES_DIR, never at the image root (where an engine adds its own files).
+        assert sorted(members) == [
+            "model",
+            "model/weights",
+            "model/weights/d",
+            "model/weights/d/w.bin",
+        ]
+        assert members["model/weights/d"].isdir()
+        assert members["model/weights/d/w.bin"].mode == 0o644
+        got = tar.extractfile("model/weights/d/w.bin")
         assert got is not None
         assert got.read() == b"\x01\x02"
 

@@ -72,19 +72,25 @@ def parse_reference(text: str) -> Reference:
     return Reference(registry, path, tag or None, digest or None)
 
 
+# The files sit in one folder of the image, not at its root: a container made from
+# the image (how a Docker Engine reads it) also holds the engine's own files at /.
+FILES_DIR = "model"
+
+
 def layer_tar(files: list[ModelFile]) -> bytes:
-    """A reproducible tar of the files (fixed times, owners and modes), uncompressed."""
+    """A reproducible tar of the files under FILES_DIR/ (fixed times, owners, modes)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs: set[str] = set()
         for f in sorted(files, key=lambda f: f.name):
-            for parent in reversed(PurePosixPath(f.name).parents[:-1]):
+            path = f"{FILES_DIR}/{f.name}"
+            for parent in reversed(PurePosixPath(path).parents[:-1]):
                 if str(parent) not in dirs:
                     dirs.add(str(parent))
                     info = tarfile.TarInfo(str(parent))
                     info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
                     tar.addfile(info)
-            info = tarfile.TarInfo(f.name)
+            info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = f.size, 0o644, 0
             with f.local.open("rb") as src:
                 tar.addfile(info, src)

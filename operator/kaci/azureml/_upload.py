@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kaci.azureml import _files, _manifests
 from kaci.azureml._names import content_name
-from kaci.azureml._registry import RegistryClient
+from kaci.azureml._registry import FILES_DIR, RegistryClient
 
 if TYPE_CHECKING:
     from kaci.azureml.core.workspace import Workspace
@@ -39,4 +39,4 @@ def upload(
     if ws.registry_pull:
         # The cluster pulls from another address than the one we pushed to.
         pushed = ws.registry_pull + pushed[len(ws.registry) :]
-    return Uploaded({"image": {"reference": pushed, "path": "/"}}, None, digest)
+    return Uploaded({"image": {"reference": pushed, "path": f"/{FILES_DIR}"}}, None, digest)
