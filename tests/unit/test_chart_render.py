@@ -202,6 +202,16 @@ def test_cluster_rbac_is_exactly_what_the_operator_documents_it_uses() -> None:
     assert _triples(cluster_role["rules"]) == documented
 
 
+def test_custom_values_reach_the_operator() -> None:
+    docs = render("-f", str(CHART / "ci" / "custom-values.yaml"))
+    settings = settings_from(env_of(docs))
+    assert settings.operator_instance == "canary"
+    assert settings.max_parallel_builds == 4
+    assert settings.pip_index_url == "https://pypi.example.internal/simple"
+    assert "--verbose" in container(docs)["args"]
+    assert container(docs)["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+
+
 def test_tcp_docker_host_mounts_no_host_socket() -> None:
     docs = render("-f", str(CHART / "ci" / "tcp-docker-values.yaml"))
     pod = deployment(docs)["spec"]["template"]["spec"]
