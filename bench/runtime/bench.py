@@ -281,13 +281,22 @@ def wrk(port: int, path: str, body: Path, connections: int, seconds: float) -> d
     return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
 
 
-def bench_server(server: Server, inputs: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+@dataclass
+class Running:
+    server: Server
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Any
+    result: dict[str, Any]
+
+
+def start(server: Server, inputs: dict[str, Any], log_dir: Path) -> Running:
+    """Start one server and time it to its first correct answer (nothing else running)."""
     port = free_port()
     if server.setup:
         server.setup(port)
     payloads = inputs["payloads"][server.protocol]
     first_body = payloads[1].read_bytes()
-    expected1 = inputs["expected"][:1]
     log = (log_dir / f"{server.name}.log").open("wb")
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -298,91 +307,95 @@ def bench_server(server: Server, inputs: dict[str, Any], log_dir: Path) -> dict[
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped as one, by its id
     )
-    result: dict[str, Any] = {"server": server.name, "runs": {}}
-    try:
-        startup = None
-        while time.monotonic() - started < 180:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {log.name}")
-            try:
-                status, body = post(port, server.path, first_body)
-                if status == 200 and server.predictions(json.loads(body)) == expected1:
-                    startup = time.monotonic() - started
-                    break
-            except (OSError, http.client.HTTPException, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        if startup is None:
-            raise RuntimeError(f"{server.name} gave no correct answer in 180 s")
-        result["startup_s"] = startup
-        status, body = post(port, server.path, payloads[64].read_bytes())
-        if status != 200 or server.predictions(json.loads(body)) != inputs["expected"]:
-            raise RuntimeError(f"{server.name}: wrong answer for batch 64: {status} {body[:200]!r}")
-        for batch in BATCHES:
-            wrk(port, server.path, payloads[batch], 16, 2)  # warm up
-            for conns in CONCURRENCY:
-                runs = [
-                    wrk(port, server.path, payloads[batch], conns, SECONDS) for _ in range(REPEATS)
-                ]
-                result["runs"][f"b{batch}c{conns}"] = runs
-                print(f"  {server.name} batch {batch} conc {conns}: {summary(runs)}", flush=True)
-        result["rss_mib"], result["pss_mib"] = memory_mib(proc.pid)
-    finally:
+    running = Running(server, port, proc, log, {"server": server.name, "runs": {}})
+    while time.monotonic() - started < 180:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {log.name}")
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
+            status, body = post(port, server.path, first_body)
+            if status == 200 and server.predictions(json.loads(body)) == inputs["expected"][:1]:
+                running.result["startup_s"] = time.monotonic() - started
+                break
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
             pass
-        # Leftover children in its process group (gunicorn/MLServer workers).
-        for pid in session_processes(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
-    return result
+        time.sleep(0.02)
+    else:
+        raise RuntimeError(f"{server.name} gave no correct answer in 180 s")
+    status, body = post(port, server.path, payloads[64].read_bytes())
+    if status != 200 or server.predictions(json.loads(body)) != inputs["expected"]:
+        raise RuntimeError(f"{server.name}: wrong answer for batch 64: {status} {body[:200]!r}")
+    # Memory after start-up and one answer; measured again after the load.
+    running.result["rss_start_mib"], running.result["pss_start_mib"] = memory_mib(proc.pid)
+    return running
 
 
-def bench_floor(inputs: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"server": "floor", "runs": {}}
+def stop(running: Running) -> None:
+    proc = running.proc
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    # Leftover children in its session (gunicorn/MLServer workers).
+    for pid in session_processes(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    running.log.close()
+
+
+def floor_run(inputs: dict[str, Any], batch: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            str(MAIN_PY),
+            str(HERE / "floor.py"),
+            str(inputs["model"]),
+            str(inputs["payloads"]["azure"][batch]),
+            str(SECONDS),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    run: dict[str, float] = json.loads(out)
+    run.update(non2xx=0, errors=0)
+    return run
+
+
+def measure(
+    running: list[Running], inputs: dict[str, Any], with_floor: bool
+) -> list[dict[str, Any]]:
+    """Every cell for every server, round-robin, so background load hits all alike."""
+    floor: dict[str, Any] = {"server": "floor", "runs": {}}
     for batch in BATCHES:
-        runs = []
-        for _ in range(REPEATS):
-            out = subprocess.run(
-                [
-                    "taskset",
-                    "-c",
-                    SERVER_CPU,
-                    str(MAIN_PY),
-                    str(HERE / "floor.py"),
-                    str(inputs["model"]),
-                    str(inputs["payloads"]["azure"][batch]),
-                    str(SECONDS),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            run = json.loads(out)
-            run.update(non2xx=0, errors=0)
-            runs.append(run)
-        # One core, no HTTP: concurrency does not change the floor.
-        for conns in CONCURRENCY:
-            result["runs"][f"b{batch}c{conns}"] = runs
-        print(f"  floor batch {batch}: {summary(runs)}", flush=True)
-    return result
+        for r in running:
+            wrk(r.port, r.server.path, inputs["payloads"][r.server.protocol][batch], 16, 2)
+    for repeat in range(REPEATS):
+        for batch in BATCHES:
+            if with_floor:
+                # One core, no HTTP: concurrency does not change the floor.
+                run = floor_run(inputs, batch)
+                for conns in CONCURRENCY:
+                    floor["runs"].setdefault(f"b{batch}c{conns}", []).append(run)
+            for conns in CONCURRENCY:
+                cell = f"b{batch}c{conns}"
+                for r in running:
+                    body = inputs["payloads"][r.server.protocol][batch]
+                    result = wrk(r.port, r.server.path, body, conns, SECONDS)
+                    r.result["runs"].setdefault(cell, []).append(result)
+        print(f"  round {repeat + 1}/{REPEATS} done", flush=True)
+    for r in running:
+        r.result["rss_mib"], r.result["pss_mib"] = memory_mib(r.proc.pid)
+    return [r.result for r in running] + ([floor] if with_floor else [])
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
-
-
-def summary(runs: list[dict[str, float]]) -> str:
-    return (
-        f"{median(runs, 'rps'):.0f} req/s, p50 {median(runs, 'p50_ms'):.2f} ms, "
-        f"p99 {median(runs, 'p99_ms'):.2f} ms"
-    )
 
 
 def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -405,13 +418,17 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                     f"| {res['server']} | {batch} | {conns} | {median(runs, 'rps'):,.0f} | "
                     f"{median(runs, 'p50_ms'):.2f} | {median(runs, 'p99_ms'):.2f} | {errors} |"
                 )
-    lines += ["", "| server | startup to first correct answer (s) | RSS MiB (sum) | PSS MiB |"]
-    lines += ["|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| server | startup to first correct answer (s) | RSS MiB after start | "
+        "RSS MiB after load | PSS MiB after load |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for res in results:
         if "startup_s" in res:
             lines.append(
-                f"| {res['server']} | {res['startup_s']:.2f} | {res['rss_mib']:.0f} | "
-                f"{res['pss_mib']:.0f} |"
+                f"| {res['server']} | {res['startup_s']:.2f} | {res['rss_start_mib']:.0f} | "
+                f"{res['rss_mib']:.0f} | {res['pss_mib']:.0f} |"
             )
     by = {r["server"]: r for r in results}
     if "kaci" in by:
@@ -452,14 +469,16 @@ def main() -> int:
     inputs = prepare()
     log_dir = RESULTS / f"runtime-{stamp}-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for server in servers(inputs):
-        if server.name in wanted:
-            print(f"== {server.name}", flush=True)
-            results.append(bench_server(server, inputs, log_dir))
-    if "floor" in wanted:
-        print("== floor", flush=True)
-        results.append(bench_floor(inputs))
+    running: list[Running] = []
+    try:
+        for server in servers(inputs):
+            if server.name in wanted:
+                running.append(start(server, inputs, log_dir))
+                print(f"== {server.name} up in {running[-1].result['startup_s']:.2f} s", flush=True)
+        results = measure(running, inputs, "floor" in wanted)
+    finally:
+        for r in running:
+            stop(r)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = table(results, meta)
     (RESULTS / f"runtime-{stamp}.json").write_text(json.dumps({"meta": meta, "results": results}))
