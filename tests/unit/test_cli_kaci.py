@@ -204,3 +204,41 @@ def test_console_script_help_exits_0() -> None:
     )
     assert res.returncode == 0
     assert "4 timeout" in res.stdout
+
+
+def test_sdk_prints_go_to_stderr_so_stdout_stays_parseable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kube = tmp_path / "kubeconfig"
+    kube.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kaci.cli",
+            "--kubeconfig",
+            str(kube),
+            "-o",
+            "json",
+            "model",
+            "register",
+            "--name",
+            "m",
+            "--path",
+            "m.pkl",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 5
+    assert res.stdout == ""  # Azure's "Registering model m" went to stderr
+    assert res.stderr.splitlines()[0] == "Registering model m"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -453,7 +454,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return runtime_main([])
     try:
         ws = workspace_from_args(args)
-        result: int = args.func(args, ws, out)
+        # The SDK prints progress the way Azure's did (print, rich): on a terminal
+        # that goes to stderr here, so stdout holds only the result (`-o json | jq`).
+        with contextlib.redirect_stdout(sys.stderr):
+            result: int = args.func(args, ws, out)
         return result
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
