@@ -157,6 +157,24 @@ class Builder:
             raise BuildError(f"push of {ref} reported no digest", log.tail())
         return digest
 
+    def ensure(
+        self,
+        context: Mapping[str, bytes],
+        ref: str,
+        on_lines: Callable[[list[str], BuildLog], None] | None = None,
+        before_build: Callable[[], None] | None = None,
+    ) -> tuple[str, bool]:
+        """(digest, built): the image `ref` names is in the registry, built only when it
+        was not there. The tag is a content hash, so finding it means the same inputs were
+        built before, by this process or an earlier one."""
+        with self.lock_for(ref):
+            found = self.remote_digest(ref)
+            if found:
+                return found, False
+            if before_build:
+                before_build()
+            return self.build_and_push(context, ref, on_lines), True
+
     def files_from_image(self, ref: str, path: str, max_bytes: int) -> dict[str, bytes]:
         """The regular files under `path` in image `ref` (pulled through the engine)."""
         client = self._client(timeout=600)

@@ -57,25 +57,22 @@ def from_configmap(namespace: str, src: Mapping[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def api_server_networks() -> list[urlpolicy.Network]:
-    """The API server's own addresses: never a model store."""
+def api_server_endpoints() -> list[tuple[str, int]]:
+    """The API server's own address and port: never a model store."""
     host = kube.api().configuration.host
-    out: list[urlpolicy.Network] = []
     try:
         hostname, port = urlpolicy.check_syntax(host)
-        for a in urlpolicy.system_resolver(hostname, port):
-            out.append(urlpolicy.parse_networks(a)[0])
+        return [(a, port) for a in urlpolicy.system_resolver(hostname, port)]
     except (urlpolicy.URLRefusedError, OSError, ValueError):
-        pass
-    return out
+        return []
 
 
 def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
     url = str(src["url"])
-    blocked = urlpolicy.parse_networks(settings.url_blocked_networks) + api_server_networks()
+    blocked = urlpolicy.parse_networks(settings.url_blocked_networks)
     allowed = urlpolicy.parse_networks(settings.url_allowed_networks)
     try:
-        urlpolicy.check_url(url, blocked, allowed)
+        urlpolicy.check_url(url, blocked, allowed, api_endpoints=api_server_endpoints())
     except urlpolicy.URLRefusedError as e:
         raise ModelFileError(f"model URL refused: {e}") from e
     name = src.get("fileName") or PurePosixPath(url.split("?", 1)[0].split("#", 1)[0]).name

@@ -7,10 +7,11 @@ hosts that resolve to
 - loopback (127.0.0.0/8, ::1) - the operator's own node or Pod,
 - link-local (169.254.0.0/16, fe80::/10) - cloud metadata services live there,
 - unspecified / multicast / reserved addresses,
-- the Kubernetes API server and the cluster's Service range (given as
-  `blocked_networks`, from settings) - internal services are not model stores,
+- the cluster's Service range (given as `blocked_networks`, from settings) -
+  internal services are not model stores,
 unless the operator is configured to allow a network (`allowed_networks`, e.g.
-a local test server on 127.0.0.1).
+a local test server on 127.0.0.1). The Kubernetes API server's own address and
+port (`api_endpoints`) are refused even then. Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -54,7 +55,14 @@ def check_syntax(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def check_address(addr: Address, blocked: Iterable[Network], allowed: Iterable[Network]) -> None:
+def check_address(
+    addr: Address,
+    blocked: Iterable[Network],
+    allowed: Iterable[Network],
+    api_server: bool = False,
+) -> None:
+    if api_server:
+        raise URLRefusedError(f"{addr} is the Kubernetes API server")
     if any(addr in net for net in allowed):
         return
     if addr.is_loopback:
@@ -80,10 +88,12 @@ def check_url(
     blocked: Iterable[Network],
     allowed: Iterable[Network],
     resolve: Resolver = system_resolver,
+    api_endpoints: Iterable[tuple[str, int]] = (),
 ) -> None:
     """Refuse the URL if any address its host resolves to is refused."""
     host, port = check_syntax(url)
     blocked, allowed = list(blocked), list(allowed)
+    api = {(ipaddress.ip_address(a), p) for a, p in api_endpoints}
     try:
         addresses = resolve(host, port)
     except OSError as e:
@@ -91,4 +101,5 @@ def check_url(
     if not addresses:
         raise URLRefusedError(f"host {host!r} does not resolve")
     for a in addresses:
-        check_address(ipaddress.ip_address(a.split("%", 1)[0]), blocked, allowed)
+        ip = ipaddress.ip_address(a.split("%", 1)[0])
+        check_address(ip, blocked, allowed, api_server=(ip, port) in api)

@@ -62,3 +62,11 @@ def test_syntax_gives_default_ports() -> None:
     assert up.check_syntax("http://h:81/x") == ("h", 81)
     assert up.parse_networks("") == []
     assert up.parse_networks("10.0.0.0/8")[0] == ipaddress.ip_network("10.0.0.0/8")
+
+
+def test_api_server_refused_even_when_its_network_is_allowed() -> None:
+    allowed = up.parse_networks("127.0.0.1/32")
+    api = [("127.0.0.1", 6443)]
+    with pytest.raises(up.URLRefusedError, match="API server"):
+        up.check_url("https://127.0.0.1:6443/api", [], allowed, fixed("127.0.0.1"), api)
+    up.check_url("http://127.0.0.1:8000/m.pkl", [], allowed, fixed("127.0.0.1"), api)

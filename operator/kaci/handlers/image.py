@@ -271,46 +271,47 @@ def reconcile_image(
         _set(namespace, name, st, gen, True, "Succeeded", "the image is built", models=models)
         return
     tag = f"{names.scoring_repo(settings.registry, namespace, image_name)}:{content[:24]}"
-    with b.lock_for(tag):
-        digest = b.remote_digest(tag)
+    progress = _Progress(body, namespace, name)
+
+    def mark_running() -> None:
+        _set(
+            namespace,
+            name,
+            st,
+            gen,
+            False,
+            "Running",
+            f"building {tag}",
+            state="Running",
+            version=version,
+            contentHash=content,
+            models=models,
+            buildLog="",
+        )
+
+    try:
+        digest, built = b.ensure(context, tag, progress, before_build=mark_running)
+    except BuildError as e:
+        _set(
+            namespace,
+            name,
+            st,
+            gen,
+            False,
+            "BuildFailed",
+            str(e),
+            state="Failed",
+            version=version,
+            contentHash=content,
+            buildLog=e.log_tail,
+        )
+        kopf.warn(body, reason="BuildFailed", message=str(e)[:1000])
+        raise kopf.PermanentError(str(e)) from e
+    if built:
+        tail = progress.log.tail(LOG_TAIL_LINES) if progress.log else ""
+        build_log = f"{tail}\nbuilt and pushed {tag}"
+    else:
         build_log = f"reused {tag}: an image with the same inputs was already built"
-        if digest is None:
-            _set(
-                namespace,
-                name,
-                st,
-                gen,
-                False,
-                "Running",
-                f"building {tag}",
-                state="Running",
-                version=version,
-                contentHash=content,
-                models=models,
-                buildLog="",
-            )
-            progress = _Progress(body, namespace, name)
-            try:
-                digest = b.build_and_push(context, tag, progress)
-            except BuildError as e:
-                _set(
-                    namespace,
-                    name,
-                    st,
-                    gen,
-                    False,
-                    "BuildError",
-                    str(e),
-                    state="Failed",
-                    version=version,
-                    contentHash=content,
-                    buildLog=e.log_tail,
-                )
-                kopf.warn(body, reason="BuildError", message=str(e)[:1000])
-                raise kopf.PermanentError(str(e)) from e
-            build_log = (progress.log.tail(LOG_TAIL_LINES) if progress.log else "") + (
-                f"\nbuilt and pushed {tag}"
-            )
     location = f"{names.scoring_repo(settings.pull_registry, namespace, image_name)}@{digest}"
     _set(
         namespace,

@@ -58,11 +58,9 @@ def reconcile_model(
     versions = list(st.get("versions") or [])
     version, is_new = modelfiles.next_version(versions, digest, st.get("digest"))
     ref = names.model_image_ref(settings.registry, namespace, model_name, digest)
-    b = builder()
-    with b.lock_for(ref):
-        if b.remote_digest(ref) is None:
-            logger.info(f"storing version {version} of model {model_name} as {ref}")
-            b.build_and_push(imagerender.model_context(files), ref)
+    _stored, built = builder().ensure(imagerender.model_context(files), ref)
+    if built:
+        logger.info(f"stored version {version} of model {model_name} as {ref}")
     if is_new:
         versions.append({"version": version, "digest": digest, "location": ref, "created": now()})
     kube.patch_status(
