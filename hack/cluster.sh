@@ -109,7 +109,8 @@ install_kubectl_helm() {
 # <svc>.<ns>.svc.cluster.local does not resolve inside pods.
 build_coredns() {
   [ "${KACI_COREDNS:-1}" = 0 ] && return 0   # KACI_COREDNS=0: no cluster DNS
-  if "$BIN/coredns" -version 2>/dev/null | grep -q "CoreDNS-${COREDNS_VERSION#v}"; then return 0; fi
+  local have; have="$("$BIN/coredns" -version 2>/dev/null || true)"
+  case "$have" in *"CoreDNS-${COREDNS_VERSION#v}"*) return 0 ;; esac
   log "go install github.com/coredns/coredns@$COREDNS_VERSION (log $LOGS/coredns-build.log)"
   if ! ( cd /tmp && GOBIN="$BIN" go install -trimpath -ldflags "-s -w" \
         "github.com/coredns/coredns@$COREDNS_VERSION" ) >"$LOGS/coredns-build.log" 2>&1; then
@@ -125,7 +126,8 @@ setup_network() {
   sysctl -qw net.ipv4.ip_forward=1
   [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip -4 addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/16" dev "$BRIDGE"
+  local addrs; addrs="$(ip -4 addr show dev "$BRIDGE")"
+  case "$addrs" in *"inet $NODE_IP/"*) ;; *) ip addr add "$NODE_IP/16" dev "$BRIDGE" ;; esac
   ip link set "$BRIDGE" up
   # Docker sets the FORWARD policy to DROP; pod traffic on our bridge must pass.
   local dir

@@ -27,8 +27,9 @@ pid_of() {
   [ -s "$f" ] || return 1
   pid="$(cat "$f")"
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$CLUSTER_DIR/" || return 1
-  echo "$pid"
+  # No `| grep -q` under pipefail: grep quitting early can SIGPIPE the writer.
+  local cmd; cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  case "$cmd" in *"$CLUSTER_DIR/"*) echo "$pid" ;; *) return 1 ;; esac
 }
 
 # start_bg NAME CMD...: start CMD detached (own session, so it outlives the
@@ -39,9 +40,12 @@ start_bg() {
   local name="$1"; shift
   if pid_of "$name" >/dev/null; then return 0; fi
   rm -f "$RUN/$name.pid"
-  # 9>&-: the daemon must not inherit the lock of take_lock.
-  setsid -f bash -c 'echo $$ > "$0"; exec "$@"' "$RUN/$name.pid" "$@" \
-    >>"$LOGS/$name.log" 2>&1 </dev/null 9>&-
+  # The daemon inherits no descriptor but 0-2: above all not the lock of
+  # take_lock (or of a caller's flock), which it would hold for its lifetime.
+  setsid -f bash -c '
+    for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done
+    echo $$ > "$0"; exec "$@"' "$RUN/$name.pid" "$@" \
+    >>"$LOGS/$name.log" 2>&1 </dev/null
   local i
   for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
   die "$name did not start (see $LOGS/$name.log)"
