@@ -296,6 +296,33 @@ MODEL_CASES = [
         "Degraded",
         "sha256 differs",
     ),
+    *(
+        (
+            f"operator reason {reason}",
+            obj(1, {"observedGeneration": 1, "conditions": [ready("False", reason, "why", 1)]}),
+            "Degraded",
+            f"{reason}: why",
+        )
+        for reason in (
+            "BadSource",
+            "ConfigMapNotFound",
+            "PVCNotFound",
+            "DownloadFailed",
+            "ImageReadFailed",
+        )
+    ),
+    (
+        "reader Pod not running yet",
+        obj(
+            1,
+            {
+                "observedGeneration": 1,
+                "conditions": [ready("False", "ReaderPodNotRunning", "Pending", 1)],
+            },
+        ),
+        "Progressing",
+        "Pending",
+    ),
     (
         "status from an older spec",
         obj(2, {"observedGeneration": 1, "conditions": [ready("True", generation=1)]}),

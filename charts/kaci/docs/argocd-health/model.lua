@@ -3,9 +3,11 @@
 -- A Model has no state field: its health is its Ready condition.
 --   no status yet, or status older than the spec           -> Progressing
 --   Ready=True                                             -> Healthy
---   Ready=False with a failure reason (the operator gave up
---   until the spec changes: *Failed, *Invalid, *Error,
---   *NotFound, *Refused, *Mismatch)                        -> Degraded
+--   Ready=False with a failure reason: the operator's BadSource,
+--   ConfigMapNotFound, PVCNotFound, DownloadFailed,
+--   ImageReadFailed, or any reason ending in Failed, Invalid,
+--   Error, NotFound, Refused or Mismatch (it needs a fix
+--   from the user, not more time)                          -> Degraded
 --   anything else                                          -> Progressing
 local hs = {}
 
@@ -21,9 +23,11 @@ local function lags(observed, generation)
   return generation ~= nil and (observed == nil or observed < generation)
 end
 
+local failure_reasons = { BadSource = true }
 local failure_suffixes = { "Failed", "Invalid", "Error", "NotFound", "Refused", "Mismatch" }
 local function is_failure(reason)
   if reason == nil then return false end
+  if failure_reasons[reason] then return true end
   for _, suffix in ipairs(failure_suffixes) do
     if string.sub(reason, -string.len(suffix)) == suffix then return true end
   end
