@@ -1,0 +1,144 @@
+"""Shared by the fault and security cluster tests (no tests here): tiny manifests whose
+images build in seconds, a status recorder, registry look-ups.
+
+The scoring script is tiny and has no conda file, so an image's dependency layer is the
+runtime's own (cached after the first build) and only score.py and the model layers are
+new: builds take seconds, and a test can afford a fresh image (a fresh `marker`) per run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import watch as k8s_watch
+
+API_VERSION = "kaci.dev/v1alpha1"
+REGISTRY = "127.0.0.1:5000"
+# requests = limits: small enough that many services fit the node, big enough for Python.
+TINY = {"cpuCores": 0.05, "memoryGb": 0.25}
+
+
+def tiny_score(marker: str) -> str:
+    """A score.py multiplying numbers by the model's factor.txt; `marker` makes a new image."""
+    return f"""# kaci fault/security test {marker}
+import json
+import os
+
+
+def init():
+    global factor
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "factor.txt")) as f:
+        factor = float(f.read())
+
+
+def run(raw_data):
+    return [x * factor for x in json.loads(raw_data)["data"]]
+"""
+
+
+def factor_configmap(name: str, factor: str = "2") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": {"factor.txt": factor},
+    }
+
+
+def model(name: str, source: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {"modelName": model_name or name, "source": source},
+    }
+
+
+def image(name: str, model_names: list[str], marker: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Image",
+        "metadata": {"name": name},
+        "spec": {
+            "models": [{"name": m} for m in model_names],
+            "executionScript": {"inline": tiny_score(marker)},
+            "runtime": "python",
+        },
+    }
+
+
+def webservice(name: str, source: dict[str, Any], marker: str, **dc: Any) -> dict[str, Any]:
+    """A Webservice with one of the three sources: {"modelFiles": ...}, {"models": ...}
+    (both get an imageConfig with the tiny score.py) or {"image": ...}."""
+    spec: dict[str, Any] = {**source, "deploymentConfig": {**TINY, **dc}}
+    if "image" not in source:
+        spec["imageConfig"] = {"executionScript": {"inline": tiny_score(marker)}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Webservice",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def registry_tags(repository: str) -> list[str]:
+    """Tags of one repository in the local registry ([] when it has none)."""
+    url = f"http://{REGISTRY}/v2/{repository}/tags/list"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return sorted(json.load(resp).get("tags") or [])
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
+class StateRecorder:
+    """Records every `status.state` a Webservice shows, from a watch, in order.
+
+    A watch sees each update the API server stores, so a state the operator wrote
+    is seen even when it lasted less than a poll interval.
+    """
+
+    def __init__(self, api: k8s_client.ApiClient, namespace: str, name: str) -> None:
+        self.api, self.namespace, self.name = api, namespace, name
+        self.states: list[str] = []
+        self._stop = threading.Event()
+        self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> StateRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._watch.stop()  # type: ignore[no-untyped-call]
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        custom = k8s_client.CustomObjectsApi(self.api)
+        while not self._stop.is_set():
+            stream: Callable[..., Any] = self._watch.stream
+            for event in stream(
+                custom.list_namespaced_custom_object,
+                "kaci.dev",
+                "v1alpha1",
+                self.namespace,
+                "webservices",
+                field_selector=f"metadata.name={self.name}",
+                timeout_seconds=30,
+            ):
+                state = (event["object"].get("status") or {}).get("state")
+                if state and (not self.states or self.states[-1] != state):
+                    self.states.append(state)
+                if self._stop.is_set():
+                    return
+
+    def since(self, index: int) -> list[str]:
+        return self.states[index:]
