@@ -212,7 +212,8 @@ def files_from_tar(data: bytes, max_bytes: int, strip_first: bool) -> dict[str, 
         for member in tar.getmembers():
             if not member.isfile():
                 continue
-            name = member.name
+            # The engine roots an archive of "/" at "/": relative to the asked path.
+            name = member.name.lstrip("/")
             if strip_first and "/" in name.strip("/"):
                 name = name.strip("/").split("/", 1)[1]
             elif strip_first:
