@@ -56,5 +56,8 @@ demo: venv ## kaci's main job: the MNIST walkthrough deployed the three Azure wa
 bench-runtime: venv ## scoring runtime vs azureml-inference-server-http, MLServer, KServe and the in-process floor
 	bench/runtime/run.sh
 
+bench-scale: venv ## operator: converge 10/50/100 Webservices and 1,000 Models; its RSS and CPU (local cluster)
+	$(PY) bench/scale/run.py
+
 clean: cluster-down
 	rm -rf .cluster .venv
