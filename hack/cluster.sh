@@ -164,9 +164,9 @@ CNI
 # again, pod network namespaces, and mounts under this folder's .cluster.
 cleanup_stale_node() {
   local ifc ns
-  if [ -d "/sys/class/net/$BRIDGE/brif" ]; then
-    for ifc in $(ls "/sys/class/net/$BRIDGE/brif"); do ip link del "$ifc" 2>/dev/null || true; done
-  fi
+  for ifc in "/sys/class/net/$BRIDGE/brif/"*; do
+    [ -e "$ifc" ] && { ip link del "${ifc##*/}" 2>/dev/null || true; }
+  done
   for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
   unmount_under "$CLUSTER_DIR/"
   rm -rf "$CLUSTER_DIR/cni/ipam"
@@ -433,7 +433,11 @@ cmd_status() {
     if pid="$(pid_of "$name")"; then echo "running  $name (pid $pid)"; else echo "stopped  $name (stale pid file)"; fi
   done
   [ -s "$CLUSTER_DIR/kubeconfig" ] && kubectl_ get nodes -o wide 2>/dev/null || true
-  docker_ok && echo "docker   $(docker version --format '{{.Server.Version}}') on /var/run/docker.sock" || echo "docker   not answering"
+  if docker_ok; then
+    echo "docker   $(docker version --format '{{.Server.Version}}') on /var/run/docker.sock"
+  else
+    echo "docker   not answering"
+  fi
   registry_ok && echo "registry http://$REGISTRY" || echo "registry not answering"
 }
 
