@@ -386,3 +386,33 @@ def test_pod_reaches_api_server_through_kubernetes_service(
     log = run_to_completion(kubectl, namespace, "apiclient", proof_image, code)
     server = json.loads(kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
     assert log.strip() == server == "v1.30.14"
+
+
+def test_pods_run_on_the_local_pause_image(kubectl: Kubectl, running_server: str) -> None:
+    # The sandbox image is ours (gcc -static, FROM scratch), pulled from the local
+    # registry by the kubelet's containerd: the node lists it among its images.
+    node = json.loads(kubectl("get", "node", "kaci-node", "-o", "json"))
+    names = {name for image in node["status"]["images"] for name in image["names"]}
+    assert f"{REGISTRY}/kaci/pause:3.9" in names
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.14"
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
+
+
+def test_base_image_installs_scoring_packages_with_no_network(local_cluster: Path) -> None:
+    # The contract scoring images rely on: python3 with /opt/venv on PATH, pip
+    # pointed at the /wheels wheelhouse, user 1000 — and no network needed.
+    script = (
+        "set -e; id -u kaci; command -v python3; echo $PIP_NO_INDEX $PIP_FIND_LINKS;"
+        " python3 -m venv /tmp/v;"
+        " /tmp/v/bin/pip install -q numpy scikit-learn joblib httptools orjson inference-schema;"
+        " /tmp/v/bin/python -c 'import sklearn, numpy, joblib, httptools, orjson;"
+        " print(numpy.array([1, 2]).sum())'"
+    )
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--user", "1000:1000", BASE_IMAGE,
+         "sh", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()  # fmt: skip
+    assert out == ["1000", "/opt/venv/bin/python3", "1", "/wheels", "3"]
