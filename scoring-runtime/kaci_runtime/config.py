@@ -57,6 +57,19 @@ def _flag(text: str | None, default: bool) -> bool:
     return text.strip().lower() not in {"0", "false", "no", "off"}
 
 
+def _key(environ: Mapping[str, str], which: str) -> str:
+    """An auth key from KACI_AUTH_<which>_KEY, or from the file KACI_AUTH_<which>_KEY_FILE names
+    (a mounted Secret: the key never shows in the Pod's environment)."""
+    value = environ.get(f"KACI_AUTH_{which}_KEY", "").strip()
+    path = environ.get(f"KACI_AUTH_{which}_KEY_FILE", "").strip()
+    if not value and path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as ex:
+            raise ConfigError(f"KACI_AUTH_{which}_KEY_FILE: cannot read {path}: {ex}") from None
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kaci-runtime",
@@ -69,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
             "environment: AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, AML_APP_ROOT, SERVER_PORT, "
             "WORKER_COUNT, SCORING_TIMEOUT_MS, SERVICE_NAME, SERVICE_VERSION, SERVICE_PATH_PREFIX; "
             "kaci's own: KACI_HOST, KACI_MAX_REQUEST_BYTES, KACI_AUTH_PRIMARY_KEY, "
-            "KACI_AUTH_SECONDARY_KEY, KACI_FAST_JSON=0 (standard json.loads), KACI_ACCESS_LOG=1, "
+            "KACI_AUTH_SECONDARY_KEY (or *_KEY_FILE), KACI_FAST_JSON=0 (standard json.loads), "
+            "KACI_ACCESS_LOG=1, "
             "KACI_GRACEFUL_TIMEOUT_S. Example: kaci-runtime --entry_script score.py "
             "--model_dir ./models --port 5001"
         ),
@@ -100,11 +114,7 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     if args.model_dir:
         model_dir = os.path.realpath(args.model_dir)
         exports["AZUREML_MODEL_DIR"] = model_dir
-    keys = tuple(
-        k.strip()
-        for k in (environ.get("KACI_AUTH_PRIMARY_KEY"), environ.get("KACI_AUTH_SECONDARY_KEY"))
-        if k and k.strip()
-    )
+    keys = tuple(k for k in (_key(environ, "PRIMARY"), _key(environ, "SECONDARY")) if k)
     config = Config(
         entry_script=entry,
         model_dir=model_dir,

@@ -91,3 +91,15 @@ def test_banner_says_where_it_listens(tmp_path: Path) -> None:
     assert f"entry script : {script}" in log
     assert f"model dir    : {tmp_path}" in log
     assert "POST http://127.0.0.1:" in log
+
+
+def test_auth_keys_from_files(tmp_path: Path) -> None:
+    (tmp_path / "primary").write_text("from-file\n")
+    env = {
+        "KACI_AUTH_PRIMARY_KEY_FILE": str(tmp_path / "primary"),
+        "KACI_AUTH_SECONDARY_KEY": "from-env",
+    }
+    config, _ = load([], env)
+    assert config.auth_keys == ("from-file", "from-env")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load([], {"KACI_AUTH_SECONDARY_KEY_FILE": str(tmp_path / "missing")})
