@@ -19,5 +19,15 @@ done
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Services are started by hack/cluster.sh with our own flags, never by the package scripts.
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Services are started by hack/cluster.sh with our own flags, never by the package
+# scripts (an etcd or dockerd started by an init script would hold our ports):
+# a policy-rc.d that forbids starts, for the time of the install, unless one exists.
+own_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+status=0
+apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+[ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+exit "$status"
