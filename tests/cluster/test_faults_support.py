@@ -125,20 +125,23 @@ class StateRecorder:
         custom = k8s_client.CustomObjectsApi(self.api)
         while not self._stop.is_set():
             stream: Callable[..., Any] = self._watch.stream
-            for event in stream(
-                custom.list_namespaced_custom_object,
-                "kaci.dev",
-                "v1alpha1",
-                self.namespace,
-                "webservices",
-                field_selector=f"metadata.name={self.name}",
-                timeout_seconds=30,
-            ):
-                state = (event["object"].get("status") or {}).get("state")
-                if state and (not self.states or self.states[-1] != state):
-                    self.states.append(state)
-                if self._stop.is_set():
-                    return
+            try:
+                for event in stream(
+                    custom.list_namespaced_custom_object,
+                    "kaci.dev",
+                    "v1alpha1",
+                    self.namespace,
+                    "webservices",
+                    field_selector=f"metadata.name={self.name}",
+                    timeout_seconds=30,
+                ):
+                    state = (event["object"].get("status") or {}).get("state")
+                    if state and (not self.states or self.states[-1] != state):
+                        self.states.append(state)
+                    if self._stop.is_set():
+                        return
+            except Exception:  # the API server went away for a moment: watch again
+                self._stop.wait(1)
 
     def since(self, index: int) -> list[str]:
         return self.states[index:]
