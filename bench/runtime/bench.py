@@ -2,6 +2,7 @@
 
 Servers (one worker each, all pinned to CPU 1 with taskset; wrk on CPU 0):
   kaci        kaci-runtime serving bench/runtime/score.py (the Azure tutorial's script)
+  kaci-stdjson  the same with KACI_FAST_JSON=0 (the standard json.loads)
   azureml     azureml-inference-server-http 1.5.1 (azmlinfsrv, gunicorn) on the same script
   mlserver    MLServer 1.7.1 + mlserver-sklearn, V2 protocol
   kserve      KServe 0.21's Python model server (v1 protocol, gRPC off)
@@ -182,6 +183,26 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
             azure_env,
         ),
         Server(
+            # The same, with the standard json.loads: what the HTTP server alone adds.
+            "kaci-stdjson",
+            "azure",
+            "/score",
+            lambda port: [
+                str(ROOT / ".venv/bin/kaci-runtime"),
+                "--entry_script",
+                str(app / "score.py"),
+                "--model_dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            lambda out: list(out),
+            app,
+            {**azure_env, "KACI_FAST_JSON": "0"},
+        ),
+        Server(
             "azureml",
             "azure",
             "/score",
@@ -267,6 +288,18 @@ def memory_mib(sid: int) -> tuple[float, float]:
         except OSError:
             continue
     return rss / 1024, pss / 1024
+
+
+def cpu_seconds(sid: int) -> float:
+    """User + system CPU time used so far by every process of the server."""
+    ticks = 0
+    for pid in session_processes(sid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(port: int, path: str, body: Path, connections: int, seconds: float) -> dict[str, float]:
@@ -386,7 +419,11 @@ def measure(
                 cell = f"b{batch}c{conns}"
                 for r in running:
                     body = inputs["payloads"][r.server.protocol][batch]
+                    cpu_before = cpu_seconds(r.proc.pid)
                     result = wrk(r.port, r.server.path, body, conns, SECONDS)
+                    # CPU time per request: what a core does when nothing else runs on it.
+                    used = cpu_seconds(r.proc.pid) - cpu_before
+                    result["cpu_ms"] = used * 1000 / max(result["requests"], 1)
                     r.result["runs"].setdefault(cell, []).append(result)
         print(f"  round {repeat + 1}/{REPEATS} done", flush=True)
     for r in running:
@@ -404,8 +441,9 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}; {REPEATS} x {SECONDS:.0f} s per cell, "
         f"medians; load average before {meta['load_before']}, after {meta['load_after']}.",
         "",
-        "| server | batch | concurrency | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | batch | concurrency | req/s | p50 ms | p99 ms | errors | CPU ms/req | "
+        "req/s per CPU-second |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for batch in BATCHES:
         for conns in CONCURRENCY:
@@ -414,9 +452,11 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 if not runs:
                     continue
                 errors = sum(int(r["non2xx"] + r["errors"]) for r in runs)
+                cpu = median(runs, "cpu_ms")
                 lines.append(
                     f"| {res['server']} | {batch} | {conns} | {median(runs, 'rps'):,.0f} | "
-                    f"{median(runs, 'p50_ms'):.2f} | {median(runs, 'p99_ms'):.2f} | {errors} |"
+                    f"{median(runs, 'p50_ms'):.2f} | {median(runs, 'p99_ms'):.2f} | {errors} | "
+                    f"{cpu:.3f} | {1000 / cpu:,.0f} |"
                 )
     lines += [
         "",
@@ -436,10 +476,17 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for cell in ("b1c16", "b64c16", "b1c1", "b64c1"):
             kaci = median(by["kaci"]["runs"][cell], "rps")
             parts = []
-            for other in ("floor", "azureml", "kserve", "mlserver"):
+            for other in ("floor", "kaci-stdjson", "azureml", "kserve", "mlserver"):
                 if other in by and cell in by[other]["runs"]:
                     parts.append(f"{kaci / median(by[other]['runs'][cell], 'rps'):.2f}x {other}")
             lines.append(f"- kaci at {cell}: " + ", ".join(parts))
+            cpu_parts = []
+            kaci_cpu = median(by["kaci"]["runs"][cell], "cpu_ms")
+            for other in ("floor", "kaci-stdjson", "azureml", "kserve", "mlserver"):
+                if other in by and cell in by[other]["runs"]:
+                    ratio = median(by[other]["runs"][cell], "cpu_ms") / kaci_cpu
+                    cpu_parts.append(f"{ratio:.2f}x {other}")
+            lines.append(f"  - per CPU-second at {cell}: " + ", ".join(cpu_parts))
         if "floor" in by:
             gap = median(by["kaci"]["runs"]["b1c1"], "p50_ms") - median(
                 by["floor"]["runs"]["b1c1"], "p50_ms"
@@ -449,7 +496,9 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    wanted = os.environ.get("BENCH_SERVERS", "kaci,azureml,mlserver,kserve,floor").split(",")
+    wanted = os.environ.get(
+        "BENCH_SERVERS", "kaci,kaci-stdjson,azureml,mlserver,kserve,floor"
+    ).split(",")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     meta = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
