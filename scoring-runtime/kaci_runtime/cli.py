@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from kaci_runtime.workers import prefork
 
-        code = prefork(config.worker_count, sock, lambda i: Worker(config, sock, i).serve())
+        code = prefork(config.worker_count, sock, lambda i, fd: Worker(config, sock, i, fd).serve())
     # Threads the score script started must not keep a stopped server alive.
     logging.shutdown()
     sys.stdout.flush()

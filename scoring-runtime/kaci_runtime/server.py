@@ -96,8 +96,15 @@ def walk_model_dir(path: str, limit: int = 200) -> list[str]:
 
 
 class Worker:
-    def __init__(self, config: Config, sock: socket.socket, worker_id: int = 0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sock: socket.socket,
+        worker_id: int = 0,
+        report_fd: int | None = None,
+    ) -> None:
         self.config = config
+        self.report_fd = report_fd
         self.sock = sock
         self.worker_id = worker_id
         self.metrics = Metrics()
@@ -180,7 +187,10 @@ class Worker:
             print(f"Model directory {model_dir!r} does not exist.", file=sys.stderr)
         reason = f"{type(ex).__name__}: {ex}".strip().replace("\n", " ")
         # The operator shows the last log line to the user: keep it one line, and say what failed.
-        print(f"kaci-runtime: init() of {where} failed: {reason}", file=sys.stderr, flush=True)
+        summary = f"kaci-runtime: init() of {where} failed: {reason}"
+        print(summary, file=sys.stderr, flush=True)
+        if self.report_fd is not None:
+            os.write(self.report_fd, summary.encode()[:4000] + b"\n")
         self.exit_code = EXIT_INIT_FAILED
         self.begin_shutdown(None, immediate=True)
 

@@ -20,9 +20,12 @@ from types import FrameType
 log = logging.getLogger("kaci_runtime")
 
 
-def prefork(count: int, sock: socket.socket, run_worker: Callable[[int], int]) -> int:
+def prefork(count: int, sock: socket.socket, run_worker: Callable[[int, int], int]) -> int:
+    """Run `run_worker(worker_id, report_fd)` in `count` children; report_fd takes the
+    one-line reason a worker could not start, which the parent prints last."""
     children: dict[int, int] = {}  # pid -> worker id
     stopping = False
+    report_r, report_w = os.pipe()
 
     def spawn(worker_id: int) -> None:
         pid = os.fork()
@@ -31,8 +34,9 @@ def prefork(count: int, sock: socket.socket, run_worker: Callable[[int], int]) -
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
+            os.close(report_r)
             try:
-                code = run_worker(worker_id)
+                code = run_worker(worker_id, report_w)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -63,12 +67,27 @@ def prefork(count: int, sock: socket.socket, run_worker: Callable[[int], int]) -
         if stopping:
             continue
         if code == 3:
-            # init() failed: the script cannot serve; stop the others and say so.
-            log.error("worker %d failed to start (exit %d): stopping", worker_id, code)
+            # init() failed: the script cannot serve; stop the others (the reason is
+            # printed again at the end, as the log's last line, for the operator).
             result = code
             forward(signal.SIGTERM, None)
             continue
         log.warning("worker %d (pid %d) exited with %d: starting a new one", worker_id, pid, code)
         spawn(worker_id)
     sock.close()
+    os.close(report_w)
+    if result:
+        # The failing worker's summary, again, as the very last line of the log.
+        # Non-blocking: a process the score script forked may still hold the write end.
+        os.set_blocking(report_r, False)
+        try:
+            data = os.read(report_r, 65536)
+        except BlockingIOError:
+            data = b""
+        os.close(report_r)
+        first = data.decode(errors="replace").splitlines()[:1]
+        for line in first:
+            print(line, file=sys.stderr, flush=True)
+    else:
+        os.close(report_r)
     return result

@@ -672,7 +672,9 @@ def test_two_workers_whose_init_fails_exit_non_zero(tmp_path: Path) -> None:
     )
     rt = LocalRuntime(script, cwd=tmp_path, args=["--worker_count", "2"]).start()
     assert rt.wait_exit() == 3
-    assert "no model here" in rt.log()
+    last = rt.log().strip().splitlines()[-1]
+    assert last.startswith("kaci-runtime: init() of ")
+    assert "RuntimeError: no model here" in last
 
 
 def test_sigterm_exits_even_with_a_thread_the_script_left_running(tmp_path: Path) -> None:
