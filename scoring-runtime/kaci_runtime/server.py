@@ -31,7 +31,6 @@ from kaci_runtime.protocol import HttpProtocol, Request, status_line
 from kaci_runtime.swagger import Swagger, SwaggerError
 from kaci_runtime.userscript import (
     BadInput,
-    Mode,
     UnsupportedInput,
     UnsupportedMethod,
     UserScript,
@@ -418,7 +417,7 @@ class Worker:
             self._error(conn, req, 405, NOT_ALLOWED, [b"allow: GET, POST, OPTIONS\r\n"])
             return 405
         # The common case (plain run(raw_data), POST) without building an argument dict.
-        fast = script.mode is Mode.STRING and not script.wants_headers and method == b"POST"
+        fast = script.plain_positional and method == b"POST"
         kwargs: dict[str, Any] = {}
         data = ""
         try:

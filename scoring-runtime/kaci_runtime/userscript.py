@@ -118,6 +118,16 @@ class UserScript:
     data_param: str
     params: list[inspect.Parameter]
 
+    @property
+    def plain_positional(self) -> bool:
+        """run(raw_data) can be called with the body alone, positionally (the fast path)."""
+        return (
+            self.mode is Mode.STRING
+            and not self.wants_headers
+            and self.params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            and all(p.default is not inspect.Parameter.empty for p in self.params[1:])
+        )
+
     @classmethod
     def load(cls, entry_script: str | None, app_root: str) -> UserScript:
         amlapi.reset_raw_http()

@@ -747,3 +747,20 @@ def test_connection_accepted_during_shutdown_is_closed_after_its_answer(tmp_path
         late.close()
     slow.join(30)
     assert rt.wait_exit() == 0
+
+
+def test_keyword_only_run_gets_the_body(tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "score.py",
+        """
+        def init():
+            pass
+
+        def run(*, raw_data):
+            return raw_data.upper()
+        """,
+    )
+    with LocalRuntime(script, cwd=tmp_path) as rt:
+        status, _, body = rt.request("POST", "/score", "abc")
+    assert (status, json.loads(body)) == (200, "ABC")
