@@ -9,7 +9,6 @@ handles exactly this test's objects and no other operator touches them.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -163,7 +162,9 @@ def test_azure_aci_article_walkthrough(sdk_workspace: Workspace, tmp_path: Path)
     assert image.model_ids == ["sklearn_mnist:1"]
 
 
-def test_model_versions_large_files_and_download(sdk_workspace: Workspace, tmp_path: Path) -> None:
+def test_model_versions_large_files_and_download(
+    sdk_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = sdk_workspace
     folder = tmp_path / "bert"
     folder.mkdir()
@@ -214,7 +215,7 @@ def test_model_versions_large_files_and_download(sdk_workspace: Workspace, tmp_p
         Model(ws, "no_such_model")
 
     # get_model_path with a workspace downloads into Azure's cache layout.
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     path = Model.get_model_path("Bert_Large", _workspace=ws)
     assert Path(path).resolve() == (tmp_path / "azureml-models" / "Bert_Large" / "2" / "bert")
     assert Model.get_model_path("Bert_Large", version=2) == path
@@ -222,6 +223,20 @@ def test_model_versions_large_files_and_download(sdk_workspace: Workspace, tmp_p
     m2.delete()
     with pytest.raises(ModelNotFoundException):
         Model(ws, "Bert_Large")
+
+    # Small flat files go to a ConfigMap owned by the Model; a new version's ConfigMap
+    # replaces the old one once the operator stored the version in the registry.
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("one")
+    t1 = Model.register(ws, str(tiny), "tiny", timeout_sec=600)
+    tiny.write_text("two")
+    t2 = Model.register(ws, str(tiny), "tiny", timeout_sec=600)
+    assert (t1.version, t2.version) == (1, 2)
+    maps = ws._kube.list_configmaps(f"kaci.dev/model={t2._object_name}")
+    assert len(maps) == 1
+    (owner,) = maps[0]["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("Model", t2._object_name)
+    assert Path(Model(ws, "tiny", version=1).download(str(tmp_path / "t1"))).read_text() == "one"
 
 
 ECHO_SCORE = """

@@ -178,6 +178,21 @@ class Kube:
             return False
         return True
 
+    def delete_and_wait(self, plural: str, name: str, timeout_sec: float = 180.0) -> bool:
+        """Delete, then wait until the object is gone (finalizers run first)."""
+        from kaci.azureml._wait import wait_for
+
+        existed = self.delete(plural, name)
+        if existed:
+            wait_for(
+                lambda: {"gone": self.get(plural, name) is None},
+                lambda o: "done" if o["gone"] else "pending",
+                timeout_sec,
+                lambda o: None,
+                f"deletion of {plural}/{name}",
+            )
+        return existed
+
     # -- core objects ----------------------------------------------------------
 
     def create_or_replace_configmap(self, body: Any) -> Obj:

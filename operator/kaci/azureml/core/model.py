@@ -437,7 +437,7 @@ class Model:
                 f"The model cannot be deleted because it is currently being used in one or more "
                 f"images: {', '.join(users)}. Delete those images first."
             )
-        self.workspace._kube.delete(PLURAL, self._object_name)
+        self.workspace._kube.delete_and_wait(PLURAL, self._object_name)
 
     def serialize(self) -> Obj:
         return {

@@ -239,7 +239,7 @@ class Image:
                 "The image cannot be deleted because it is currently being used in one or more "
                 f"webservices: {', '.join(users)}. Delete those first."
             )
-        self.workspace._kube.delete(PLURAL, self._object_name)
+        self.workspace._kube.delete_and_wait(PLURAL, self._object_name)
         self.creation_state = "Deleting"
 
     def serialize(self) -> Obj:

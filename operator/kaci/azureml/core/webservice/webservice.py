@@ -576,18 +576,9 @@ class Webservice:
     def delete(self) -> None:
         """Delete the service and what it owns; fine if it is already gone."""
         kube = self.workspace._kube
-        if not kube.delete(PLURAL, self.name):
+        if not kube.delete_and_wait(PLURAL, self.name, DELETE_TIMEOUT_S):
             print(f"No service with name {self.name} found to delete.")
-            self.state = "Deleting"
-            return
         self.state = "Deleting"
-        wait_for(
-            lambda: {"gone": kube.get(PLURAL, self.name) is None},
-            lambda o: "done" if o["gone"] else "pending",
-            DELETE_TIMEOUT_S,
-            lambda o: None,
-            f"deletion of webservice {self.name}",
-        )
 
     def serialize(self) -> Obj:
         return {
