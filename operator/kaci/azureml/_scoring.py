@@ -20,12 +20,12 @@ from __future__ import annotations
 import http.client
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.stream import portforward
-
-from kaci.azureml._kube import Kube
 from kaci.azureml.exceptions import ClusterUnreachableException, WebserviceException
+
+if TYPE_CHECKING:  # the kubernetes client is imported only when a request is made
+    from kaci.azureml._kube import Kube
 
 CONTAINER_PORT = 5001
 SERVICE_PORT = 80
@@ -104,6 +104,8 @@ def via_port_forward(
     method: str = "POST",
     timeout: float = 120.0,
 ) -> Response:
+    from kubernetes.stream import portforward
+
     pod = ready_pod(kube, name)
     try:
         pf = portforward(
