@@ -58,6 +58,13 @@ class Env:
         items = self.get("pods", f"-l=kaci.dev/webservice={NAME}")["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
+    def serving(self) -> bool:
+        ip = self.kubectl("get", "service", NAME, "-n", self.ns, "-o=jsonpath={.spec.clusterIP}")
+        try:
+            return bool(score(ip, BODY).status_code == 200)
+        except OSError:  # refused while the Service has no ready endpoint
+            return False
+
     def serves(self) -> None:
         ip = self.kubectl("get", "service", NAME, "-n", self.ns, "-o=jsonpath={.spec.clusterIP}")
         resp = score(ip, BODY)
@@ -123,6 +130,7 @@ def test_deleted_pod_comes_back_through_transitioning(env: Env) -> None:
     assert "Failed" not in states, states
     env.wait_ready()
     assert [p["metadata"]["name"] for p in env.pods()] != [old]
+    wait_until(lambda: env.serving() or None, "the Service to route to the Pod")
     env.serves()
 
 
@@ -167,6 +175,7 @@ def test_killed_container_restarts_and_service_recovers(env: Env) -> None:
     (same,) = env.pods()
     assert same["metadata"]["name"] == pod["metadata"]["name"]
     assert int(same["status"]["containerStatuses"][0]["restartCount"]) == restarts + 1
+    wait_until(lambda: env.serving() or None, "the Service to route to the Pod")
     env.serves()
 
 
@@ -207,8 +216,10 @@ def test_containerd_then_kubelet_restarted_services_come_back(env: Env) -> None:
         env.kubectl(
             "wait", "--for=condition=Ready", "node/kaci-node", "--timeout=300s", timeout=400
         )
+        # A restarted kubelet probes its Pods afresh (not ready until the first probe
+        # passes), so the service comes back rather than never leaving: wait for it.
+        wait_until(lambda: env.serving() or None, f"the service to serve after {component}")
         env.wait_ready()
-        env.serves()
     # A Pod created after the restart runs too: the node really works again.
     old = env.pods()[0]["metadata"]["name"]
     env.kubectl("delete", "pod", old, "-n", env.ns, "--wait=false")
@@ -226,4 +237,5 @@ def test_containerd_then_kubelet_restarted_services_come_back(env: Env) -> None:
 
     wait_until(new_pod_ready, "a new Pod to turn ready")
     env.wait_ready()
+    wait_until(lambda: env.serving() or None, "the Service to route to the Pod")
     env.serves()
