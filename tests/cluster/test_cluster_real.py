@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+CLUSTER_DIR = Path(__file__).resolve().parents[2] / ".cluster"
 REGISTRY = "127.0.0.1:5000"
 BASE_IMAGE = f"{REGISTRY}/kaci/python:3.11"
 # The `kubectl` fixture: kubectl(*args, input=None) -> stdout, raising
@@ -388,12 +389,25 @@ def test_pod_reaches_api_server_through_kubernetes_service(
     assert log.strip() == server == "v1.30.14"
 
 
-def test_pods_run_on_the_local_pause_image(kubectl: Kubectl, running_server: str) -> None:
+def test_pods_run_on_the_local_pause_image(
+    kubectl: Kubectl, namespace: str, running_server: str
+) -> None:
     # The sandbox image is ours (gcc -static, FROM scratch), pulled from the local
-    # registry by the kubelet's containerd: the node lists it among its images.
+    # registry by the kubelet's containerd: ask containerd about the Pod's sandbox.
+    sandboxes = subprocess.run(
+        [
+            "ctr", "--address", str(CLUSTER_DIR / "run" / "containerd.sock"), "-n", "k8s.io",
+            "containers", "ls",
+            'labels."io.cri-containerd.kind"==sandbox,'
+            f'labels."io.kubernetes.pod.namespace"=={namespace}',
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()[1:]  # fmt: skip
+    assert sandboxes, "no sandbox container for the test Pod"
+    assert {line.split()[1] for line in sandboxes} == {f"{REGISTRY}/kaci/pause:3.9"}
     node = json.loads(kubectl("get", "node", "kaci-node", "-o", "json"))
-    names = {name for image in node["status"]["images"] for name in image["names"]}
-    assert f"{REGISTRY}/kaci/pause:3.9" in names
     assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.14"
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
 
