@@ -164,6 +164,12 @@ CNI
 # again, pod network namespaces, and mounts under this folder's .cluster.
 cleanup_stale_node() {
   local ifc ns
+  # A kubelet that is not ours (another folder's cluster) owns what hangs on the bridge.
+  if [ -n "$(holder_of_port 10250)" ]; then
+    log "a kubelet of another folder runs: leaving the pod network alone"
+    unmount_under "$CLUSTER_DIR/"
+    return 0
+  fi
   for ifc in "/sys/class/net/$BRIDGE/brif/"*; do
     [ -e "$ifc" ] && { ip link del "${ifc##*/}" 2>/dev/null || true; }
   done
