@@ -22,6 +22,12 @@ def instance_filter() -> dict[str, Any]:
     return {names.INSTANCE_LABEL: instance() or kopf.ABSENT}
 
 
+def waiting_delay(retry: int) -> float:
+    """Seconds before looking again at a dependency that is on its way (a build, a model
+    being stored): soon at first, then less often, at most every 10 s."""
+    return float(min(2 + retry, 10))
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -21,6 +21,7 @@ from kaci.handlers.common import (
     model_name_of,
     now,
     poke,
+    waiting_delay,
 )
 from kaci.modelsource import SourceNotReadyError
 from kaci.settings import get_settings
@@ -228,6 +229,7 @@ def reconcile_image(
     namespace: str | None,
     status: kopf.Status,
     logger: kopf.Logger,
+    retry: int,
     **_: Any,
 ) -> None:
     assert namespace is not None  # all three kinds are namespaced
@@ -256,7 +258,8 @@ def reconcile_image(
             str(e),
             state="Failed" if e.reason.endswith("NotFound") else "NotStarted",
         )
-        raise kopf.TemporaryError(str(e), delay=15) from e
+        missing = e.reason.endswith("NotFound")
+        raise kopf.TemporaryError(str(e), delay=15 if missing else waiting_delay(retry)) from e
 
     b = builder()
     context = imagerender.scoring_context(inputs)

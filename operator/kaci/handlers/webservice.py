@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from kaci import conditions, kube, names, wsrender, wsstatus
-from kaci.handlers.common import image_name_of, instance, instance_filter, now
+from kaci.handlers.common import image_name_of, instance, instance_filter, now, waiting_delay
 from kaci.settings import get_settings
 
 PLURAL = "webservices"
@@ -112,6 +112,7 @@ def reconcile_webservice(
     namespace: str | None,
     status: kopf.Status,
     logger: kopf.Logger,
+    retry: int,
     **_: Any,
 ) -> None:
     assert namespace is not None  # all three kinds are namespaced
@@ -169,7 +170,7 @@ def reconcile_webservice(
         _set_image(
             namespace, name, st, gen, _image_condition(False, "ImageBuilding", msg, gen), False
         )
-        raise kopf.TemporaryError(msg, delay=10)
+        raise kopf.TemporaryError(msg, delay=waiting_delay(retry))
 
     location = str(ist["imageLocation"])
     dc = dict(sp["deploymentConfig"])
