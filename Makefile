@@ -56,6 +56,9 @@ demo: venv ## kaci's main job: the MNIST walkthrough deployed the three Azure wa
 bench-runtime: venv ## scoring runtime vs azureml-inference-server-http, MLServer, KServe and the in-process floor
 	bench/runtime/run.sh
 
+bench-deploy: venv cluster ## seconds from kubectl apply to Ready, the three options, cold and warm (local cluster)
+	$(PY) bench/deploy/run.py
+
 bench-scale: venv ## operator: converge 10/50/100 Webservices and 1,000 Models; its RSS and CPU (local cluster)
 	$(PY) bench/scale/run.py
 
