@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from kaci.handlers.webservice import child_specs
+from kaci.modelsource import SourceNotReadyError
 
 CFG = {"executionScript": {"inline": "x"}, "runtime": "python"}
 
@@ -50,3 +54,40 @@ def test_image_prefers_its_own_webservices_model_then_registered_ones() -> None:
     assert pick_model(both, {"uid-b"}) is child_b
     assert pick_model(both, set()) is registered
     assert pick_model([child_b, child_a], set()) is child_a
+
+
+def _stored(
+    versions: list[dict[str, object]], ready: dict[str, str] | None = None
+) -> dict[str, Any]:
+    conds = [{"type": "Ready", "status": "False", **ready}] if ready else []
+    return {"status": {"versions": versions, "conditions": conds}}
+
+
+def test_model_layer_picks_latest_or_the_named_version() -> None:
+    from kaci.handlers.image import model_layer
+
+    versions: list[dict[str, object]] = [
+        {"version": 1, "location": "r/m:1"},
+        {"version": 2, "location": "r/m:2"},
+    ]
+    assert model_layer({"name": "m"}, _stored(versions)).location == "r/m:2"
+    assert model_layer({"name": "m", "version": 1}, _stored(versions)).version == 1
+    with pytest.raises(SourceNotReadyError) as e:
+        model_layer({"name": "m", "version": 3}, _stored(versions))
+    assert e.value.reason == "ModelVersionNotFound"
+    assert "latest is 2" in str(e.value)
+
+
+def test_model_layer_fails_for_a_refused_model_and_waits_for_one_on_its_way() -> None:
+    from kaci.handlers.image import model_layer
+
+    refused = _stored([], {"reason": "BadSource", "message": "link-local addresses are refused"})
+    with pytest.raises(SourceNotReadyError) as e:
+        model_layer({"name": "m"}, refused)
+    assert e.value.reason == "ModelFailed"
+    assert "link-local addresses are refused" in str(e.value)
+
+    fetching = _stored([], {"reason": "Fetching", "message": "fetching the model files"})
+    with pytest.raises(SourceNotReadyError) as e:
+        model_layer({"name": "m"}, fetching)
+    assert e.value.reason == "ModelNotReady"

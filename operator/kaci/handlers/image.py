@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
@@ -94,6 +95,39 @@ def pick_model(candidates: list[dict[str, Any]], owner_uids: set[str]) -> dict[s
     return ranked[0]
 
 
+def _is_failure(reason: str) -> bool:
+    """A dependency the user must fix (looked at again now and then), not one on its way."""
+    return reason.endswith("NotFound") or reason == "ModelFailed"
+
+
+def model_layer(ref: Mapping[str, Any], model: Mapping[str, Any]) -> imagerender.ModelLayer:
+    """The stored version of `model` that `ref` asks for (pure): the latest when no
+    version is named. Raises SourceNotReadyError when there is none (yet)."""
+    status = model.get("status") or {}
+    versions = list(status.get("versions") or [])
+    if not versions:
+        ready = conditions.get(status.get("conditions"), "Ready")
+        if ready is not None and ready.get("reason") == "BadSource":
+            # The Model was refused for good (until its spec changes): say why here
+            # too, so the Image and its Webservice fail instead of waiting forever.
+            raise SourceNotReadyError(
+                "ModelFailed", f"model {ref['name']}: {ready.get('message', '')}"
+            )
+        raise SourceNotReadyError("ModelNotReady", f"model {ref['name']} has no stored version yet")
+    if ref.get("version"):
+        match = [v for v in versions if v.get("version") == ref["version"]]
+        if not match:
+            latest = max(int(v["version"]) for v in versions)
+            raise SourceNotReadyError(
+                "ModelVersionNotFound",
+                f"model {ref['name']} has no version {ref['version']} (latest is {latest})",
+            )
+        v = match[0]
+    else:
+        v = max(versions, key=lambda x: int(x["version"]))
+    return imagerender.ModelLayer(ref["name"], int(v["version"]), str(v["location"]))
+
+
 def resolve_models(
     namespace: str, refs: list[dict[str, Any]], owner_uids: set[str]
 ) -> list[imagerender.ModelLayer]:
@@ -107,24 +141,7 @@ def resolve_models(
                 f"model {ref['name']} not found in namespace {namespace}: "
                 f"register it first (a Model with modelName {ref['name']})",
             )
-        chosen = pick_model(found, owner_uids)
-        versions = list(chosen.get("status", {}).get("versions") or [])
-        if not versions:
-            raise SourceNotReadyError(
-                "ModelNotReady", f"model {ref['name']} has no stored version yet"
-            )
-        if ref.get("version"):
-            match = [v for v in versions if v.get("version") == ref["version"]]
-            if not match:
-                latest = max(int(v["version"]) for v in versions)
-                raise SourceNotReadyError(
-                    "ModelVersionNotFound",
-                    f"model {ref['name']} has no version {ref['version']} (latest is {latest})",
-                )
-            v = match[0]
-        else:
-            v = max(versions, key=lambda x: int(x["version"]))
-        out.append(imagerender.ModelLayer(ref["name"], int(v["version"]), str(v["location"])))
+        out.append(model_layer(ref, pick_model(found, owner_uids)))
     return out
 
 
@@ -256,9 +273,9 @@ def reconcile_image(
             False,
             e.reason,
             str(e),
-            state="Failed" if e.reason.endswith("NotFound") else "NotStarted",
+            state="Failed" if _is_failure(e.reason) else "NotStarted",
         )
-        missing = e.reason.endswith("NotFound")
+        missing = _is_failure(e.reason)
         raise kopf.TemporaryError(str(e), delay=15 if missing else waiting_delay(retry)) from e
 
     b = builder()
