@@ -30,7 +30,7 @@ registry_ok() { curl -fs -o /dev/null "http://$REGISTRY/v2/"; }
 up_registry() {
   if registry_ok; then log "registry: already answering on $REGISTRY"; return; fi
   mkdir -p "$CLUSTER_DIR/registry/data"
-  cat >"$CLUSTER_DIR/registry/config.yml" <<CFG
+  write_file "$CLUSTER_DIR/registry/config.yml" <<CFG
 version: 0.1
 log:
   level: info
@@ -135,7 +135,7 @@ setup_network() {
     iptables -C FORWARD "$dir" "$POD_CIDR" -j ACCEPT 2>/dev/null || iptables -I FORWARD 1 "$dir" "$POD_CIDR" -j ACCEPT
   done
   mkdir -p "$CLUSTER_DIR/cni/net.d"
-  cat >"$CLUSTER_DIR/cni/net.d/10-kaci.conflist" <<CNI
+  write_file "$CLUSTER_DIR/cni/net.d/10-kaci.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
   "name": "kaci",
@@ -264,12 +264,12 @@ up_containerd() {
   local d="$CLUSTER_DIR/containerd"
   mkdir -p "$d/certs.d/$REGISTRY"
   # The local registry speaks plain HTTP.
-  cat >"$d/certs.d/$REGISTRY/hosts.toml" <<TOML
+  write_file "$d/certs.d/$REGISTRY/hosts.toml" <<TOML
 server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 TOML
-  cat >"$d/config.toml" <<TOML
+  write_file "$d/config.toml" <<TOML
 version = 2
 root = "$d/root"
 state = "$d/state"
@@ -308,7 +308,7 @@ up_node() {
   local dns_line=""
   [ -x "$BIN/coredns" ] && dns_line="clusterDNS: [\"$NODE_IP\"]"
   mkdir -p "$CLUSTER_DIR/kubelet"
-  cat >"$CLUSTER_DIR/kubelet-config.yaml" <<YAML
+  write_file "$CLUSTER_DIR/kubelet-config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
@@ -331,10 +331,18 @@ evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available:
 imageGCHighThresholdPercent: 98
 imageGCLowThresholdPercent: 95
 YAML
-  start_bg kubelet "$BIN/kubelet" --config="$CLUSTER_DIR/kubelet-config.yaml" \
-    --kubeconfig="$PKI/kubelet-client.kubeconfig" --hostname-override="$NODE" \
-    --node-ip="$NODE_IP" --root-dir="$CLUSTER_DIR/kubelet" --v=1
-  cat >"$CLUSTER_DIR/kube-proxy-config.yaml" <<YAML
+  # A kubelet started while containerd's CRI service still initialises exits
+  # ("server is not initialized yet"): start it again until it stays up.
+  local try
+  for try in 1 2 3 4 5 6; do
+    start_bg kubelet "$BIN/kubelet" --config="$CLUSTER_DIR/kubelet-config.yaml" \
+      --kubeconfig="$PKI/kubelet-client.kubeconfig" --hostname-override="$NODE" \
+      --node-ip="$NODE_IP" --root-dir="$CLUSTER_DIR/kubelet" --v=1
+    sleep 2
+    pid_of kubelet >/dev/null && break
+    log "kubelet exited at start (try $try), starting it again"
+  done
+  write_file "$CLUSTER_DIR/kube-proxy-config.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -352,7 +360,7 @@ YAML
 up_coredns() {
   [ -x "$BIN/coredns" ] || return 0
   kubectl_ apply -f "$ROOT/hack/manifests/coredns-rbac.yaml" >/dev/null
-  cat >"$CLUSTER_DIR/Corefile" <<COREFILE
+  write_file "$CLUSTER_DIR/Corefile" <<COREFILE
 .:53 {
     bind $NODE_IP
     errors

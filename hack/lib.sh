@@ -51,6 +51,15 @@ start_bg() {
   die "$name did not start (see $LOGS/$name.log)"
 }
 
+# write_file PATH: stdin to PATH, but only when the content differs. A running
+# kube-proxy exits when its config file is rewritten, so a second `up` must not
+# touch files whose content it would not change.
+write_file() {
+  local tmp; tmp="$(mktemp "$1.XXXXXX")"
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv -f "$tmp" "$1"; fi
+}
+
 # stop_pid NAME: SIGTERM the process in run/NAME.pid, wait up to 20 s, then SIGKILL.
 stop_pid() {
   local name="$1" pid i
