@@ -87,9 +87,14 @@ def _pod_problem(pod: Obj, memory_gb: Any, logs: Mapping[str, str]) -> Verdict |
                 f"{waiting.get('message', '')}): check the Image and the registry",
                 "ImagePullFailed",
             )
+        # One exit may be a one-off (a killed process, a node hiccup): the kubelet
+        # restarts the container and it is Unhealthy meanwhile. Failed is for a
+        # container that keeps exiting: back-off, or a second restart.
+        looping = waiting.get("reason") == "CrashLoopBackOff" or int(cs.get("restartCount", 0)) >= 2
+        state = "Failed" if looping else "Unhealthy"
         if term.get("reason") == "OOMKilled" or last.get("reason") == "OOMKilled":
             return Verdict(
-                "Failed",
+                state,
                 False,
                 "OOMKilled",
                 f"the container ran out of memory: raise memoryGb (now {memory_gb})",
@@ -98,17 +103,16 @@ def _pod_problem(pod: Obj, memory_gb: Any, logs: Mapping[str, str]) -> Verdict |
         dead = term if term.get("exitCode", 0) != 0 else last
         if dead and dead.get("exitCode", 0) != 0:
             tail = logs.get(_name(pod), "").strip()
-            crash = (
-                " (crash loop: restarting with back-off)"
-                if waiting.get("reason") == "CrashLoopBackOff"
-                else ""
-            )
+            if waiting.get("reason") == "CrashLoopBackOff":
+                crash = " (crash loop: restarting with back-off)"
+            else:
+                crash = "" if looping else " (restarting it)"
             msg = f"the scoring container exited with code {dead.get('exitCode')}{crash}"
             if tail:
                 msg += f"; its last log lines: {tail}"
             else:
                 msg += ": init() in score.py probably raised; see the Pod's logs"
-            return Verdict("Failed", False, "ContainerFailed", msg, "ContainerFailed")
+            return Verdict(state, False, "ContainerFailed", msg, "ContainerFailed")
         if waiting.get("reason") in ("CreateContainerConfigError", "CreateContainerError"):
             return Verdict(
                 "Failed",

@@ -113,3 +113,22 @@ def test_status_conditions_and_ready() -> None:
     assert st["state"] == "Failed"
     assert st["error"] == {"code": "ImageFailed", "message": "pip: x"}
     assert not conditions.is_true(st["conditions"], "Ready")
+
+
+def test_one_restart_is_unhealthy_a_crash_loop_is_failed() -> None:
+    killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
+    # the kubelet restarted the container once (a killed process): Unhealthy, not Failed
+    once = pod(**cs({"running": {}}, killed))
+    once["status"]["containerStatuses"][0]["restartCount"] = 1
+    v = ws.verdict(DEP, [once], H, 1, {})
+    assert (v.state, v.reason) == ("Unhealthy", "ContainerFailed")
+    assert "exited with code 137 (restarting it)" in v.message
+    # it keeps exiting: a second restart, or back-off, is Failed
+    twice = pod(**cs({"running": {}}, killed))
+    twice["status"]["containerStatuses"][0]["restartCount"] = 2
+    assert ws.verdict(DEP, [twice], H, 1, {}).state == "Failed"
+    backoff = pod(**cs({"waiting": {"reason": "CrashLoopBackOff"}}, killed))
+    assert ws.verdict(DEP, [backoff], H, 1, {}).state == "Failed"
+    # and once ready again, it is Healthy
+    back = pod(ready=True, **cs({"running": {}}, killed))
+    assert ws.verdict(DEP, [back], H, 1, {}).state == "Healthy"
