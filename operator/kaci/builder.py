@@ -18,6 +18,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.auth import load_config, resolve_authconfig
 from docker.utils import parse_repository_tag
 
@@ -33,6 +34,15 @@ class BuildError(RuntimeError):
         self.log_tail = log_tail
 
 
+class EngineUnavailableError(BuildError):
+    """The Docker engine or the registry could not be reached: worth trying again,
+    unlike a build that failed on its own inputs."""
+
+
+# What a registry that is down (or restarting) makes a push report.
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "connection reset")
+
+
 class Builder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -41,7 +51,18 @@ class Builder:
         self._locks_guard = threading.Lock()
 
     def _client(self, timeout: int = 120) -> docker.APIClient:
-        return docker.APIClient(base_url=self.settings.docker_host, timeout=timeout, version="auto")
+        try:
+            return docker.APIClient(
+                base_url=self.settings.docker_host, timeout=timeout, version="auto"
+            )
+        except docker.errors.DockerException as e:  # "auto" asks the engine its version
+            raise self._unreachable(e, BuildLog()) from e
+
+    def _unreachable(self, e: Exception, log: BuildLog) -> EngineUnavailableError:
+        return EngineUnavailableError(
+            f"the Docker engine at {self.settings.docker_host} is unreachable ({e}); trying again",
+            log.tail(),
+        )
 
     def _auth(self, ref: str) -> dict[str, Any] | None:
         if not self.settings.registry_push_config:
@@ -63,6 +84,8 @@ class Builder:
             return str(info["Descriptor"]["digest"])
         except docker.errors.APIError:
             return None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+            raise self._unreachable(e, BuildLog()) from e
         finally:
             client.close()
 
@@ -108,6 +131,9 @@ class Builder:
                 raise BuildError(
                     f"the Docker engine refused the build: {e.explanation or e}", log.tail()
                 ) from e
+            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+                # A dropped or refused connection to the engine, not an answer from it.
+                raise self._unreachable(e, log) from e
             finally:
                 client.close()
 
@@ -143,7 +169,14 @@ class Builder:
             repo, tag=tag, stream=True, decode=True, auth_config=self._auth(ref)
         ):
             if "error" in item:
-                raise BuildError(f"push to {repo} failed: {item['error']}", log.tail())
+                error = str(item["error"])
+                if any(u in error.lower() for u in _UNREACHABLE):
+                    raise EngineUnavailableError(
+                        f"push to {repo} failed, the registry is unreachable ({error}); "
+                        "trying again",
+                        log.tail(),
+                    )
+                raise BuildError(f"push to {repo} failed: {error}", log.tail())
             aux = item.get("aux")
             if isinstance(aux, dict) and aux.get("Digest"):
                 digest = str(aux["Digest"])

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from kaci import conda, conditions, imagerender, kube, names, scorecheck
-from kaci.builder import BuildError
+from kaci.builder import BuildError, EngineUnavailableError
 from kaci.buildlog import BuildLog
 from kaci.handlers.common import (
     builder,
@@ -236,6 +236,25 @@ def _set(
     )
 
 
+def _engine_unavailable(
+    body: kopf.Body, namespace: str, name: str, st: dict[str, Any], gen: int, e: BuildError
+) -> kopf.TemporaryError:
+    """Not the user's fault and not final: say so in status, and build again in a while."""
+    _set(
+        namespace,
+        name,
+        st,
+        gen,
+        False,
+        "EngineUnavailable",
+        str(e),
+        state="NotStarted",
+        buildLog=e.log_tail,
+    )
+    kopf.warn(body, reason="EngineUnavailable", message=str(e)[:1000])
+    return kopf.TemporaryError(str(e), delay=15)
+
+
 @kopf.on.resume(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
 @kopf.on.create(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
 @kopf.on.update(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
@@ -280,7 +299,10 @@ def reconcile_image(
 
     b = builder()
     context = imagerender.scoring_context(inputs)
-    content = imagerender.content_hash(context, b.base_digest(inputs.base_image))
+    try:
+        content = imagerender.content_hash(context, b.base_digest(inputs.base_image))
+    except EngineUnavailableError as e:
+        raise _engine_unavailable(body, namespace, name, st, gen, e) from e
     models = [{"name": m.name, "version": m.version} for m in inputs.models]
     version = next_image_version(namespace, image_name, st, content)
     if (
@@ -311,6 +333,8 @@ def reconcile_image(
 
     try:
         digest, built = b.ensure(context, tag, progress, before_build=mark_running)
+    except EngineUnavailableError as e:
+        raise _engine_unavailable(body, namespace, name, st, gen, e) from e
     except BuildError as e:
         _set(
             namespace,
