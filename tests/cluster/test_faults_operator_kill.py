@@ -26,7 +26,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     registry_tags,
     webservice,
 )
-from test_op_support import INSTANCE_LABEL, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
+from test_op_support import INSTANCE_LABEL, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
 
 SEED = 20261125
@@ -196,7 +196,7 @@ def test_operator_sigkilled_while_deploying_converges(
         key = base64.b64decode(keys["primaryKey"]).decode()
         ip = kubectl("get", "service", SVC, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
         body = json.dumps({"data": [1, 2.5]}).encode()
-        resp = score(ip, body, {"Authorization": f"Bearer {key}"})
+        resp = first_score(ip, body, {"Authorization": f"Bearer {key}"})
         assert resp.status_code == 200, resp.text
         assert resp.json() == [2.0, 5.0]
         op.proc.send_signal(signal.SIGKILL)

@@ -361,6 +361,16 @@ def test_failures_are_explained_while_others_reconcile(bench: Bench) -> None:
             ws("ws-no-model", models=[{"name": "missing-model"}], imageConfig=CFG),
             service_says("model missing-model not found"),
         ),
+        (
+            "webservice",
+            "ws-refused-url",
+            ws(
+                "ws-refused-url",
+                modelFiles={"url": {"url": "http://169.254.169.254/m.pkl"}},
+                imageConfig=CFG,
+            ),
+            service_says("link-local"),
+        ),
     ]
     good = [
         model("sklearn-mnist", {"configMap": {"name": "mnist-model"}}, modelName="sklearn_mnist"),

@@ -16,6 +16,7 @@ from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
     ROOT,
     Operator,
     as_stdin,
+    first_score,
     run_operator,
     score,
     train,
@@ -178,7 +179,7 @@ def test_auth_keys_demanded(env: Env) -> None:
     assert set(keys) == {"primaryKey", "secondaryKey"}
     assert keys["primaryKey"] != keys["secondaryKey"]
     ip = env.ip("ws-auth")
-    assert score(ip, env.body).status_code == 401
+    assert first_score(ip, env.body).status_code == 401
     assert score(ip, env.body, {"Authorization": "Bearer wrong"}).status_code == 401
     for key in keys.values():
         resp = score(ip, env.body, {"Authorization": f"Bearer {key}"})

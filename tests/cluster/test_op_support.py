@@ -117,3 +117,22 @@ def score(cluster_ip: str, body: bytes, headers: dict[str, str] | None = None) -
         headers={"Content-Type": "application/json", "Connection": "close", **(headers or {})},
         timeout=30,
     )
+
+
+def first_score(cluster_ip: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    """score() for the first request after a Pod turned Ready: right then kube-proxy may
+    not have programmed the Service's new endpoint yet (it rejects connections to a
+    Service without one), so a refused connection is tried again for up to 30 s. Never
+    for requests that check availability (a rolling update): those use score()."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return score(cluster_ip, body, headers)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

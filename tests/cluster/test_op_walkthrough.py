@@ -13,7 +13,15 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from test_op_support import Operator, as_stdin, example, run_operator, score, train, wait_until  # type: ignore[import-not-found,unused-ignore]
+from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
+    Operator,
+    as_stdin,
+    example,
+    first_score,
+    run_operator,
+    train,
+    wait_until,
+)
 
 SERVICES = ["aci-mnist-1", "aci-mnist-2", "aci-mnist-3"]
 
@@ -87,7 +95,7 @@ def test_walkthrough_three_ways_score_and_delete(
             "ServiceReady": "True",
         }
         ip = kubectl("get", "service", svc, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
-        resp = score(ip, body)
+        resp = first_score(ip, body)
         assert resp.status_code == 200, resp.text
         assert resp.json() == expected, svc
         # and through the API server's service proxy, as a user without cluster networking would

@@ -17,7 +17,7 @@ import pytest
 from kaci.azureml.core import Workspace
 from kaci.azureml.core.webservice import Webservice
 from test_faults_support import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
-from test_op_support import Operator, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
+from test_op_support import Operator, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +149,7 @@ def test_webservice_pods_admitted_under_restricted_and_keys_rotate(
     ip_open = kubectl(
         "get", "service", "sec-image", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}"
     )
-    opened = score(ip_open, body)
+    opened = first_score(ip_open, body)
     assert opened.status_code == 200, opened.text
     assert opened.json() == [2.0, 5.0]
 
@@ -157,7 +157,7 @@ def test_webservice_pods_admitted_under_restricted_and_keys_rotate(
     data = _get(kubectl, namespace, "secret", "sec-files-keys")["data"]
     primary = base64.b64decode(data["primaryKey"]).decode()
     secondary = base64.b64decode(data["secondaryKey"]).decode()
-    assert score(ip, body).status_code == 401
+    assert first_score(ip, body).status_code == 401
     assert score(ip, body, {"Authorization": "Bearer not-a-key"}).status_code == 401
     for key in (primary, secondary):
         resp = score(ip, body, {"Authorization": f"Bearer {key}"})
