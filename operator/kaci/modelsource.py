@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,8 @@ from kaci import kube, urlpolicy
 from kaci.builder import Builder, files_from_tar
 from kaci.modelfiles import ModelFileError, check_name
 from kaci.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class SourceNotReadyError(RuntimeError):
@@ -57,14 +61,139 @@ def from_configmap(namespace: str, src: Mapping[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def api_server_endpoints() -> list[tuple[str, int]]:
-    """The API server's own address and port: never a model store."""
-    host = kube.api().configuration.host
+# The cluster's own addresses change rarely (a node joins, the API server moves): one
+# look-up per 30 s serves every Model fetched meanwhile, so 1,000 URL Models cost a
+# handful of API calls, not three each.
+CLUSTER_CACHE_S = 30.0
+
+_cache_lock = threading.Lock()
+_cluster_cache: tuple[float, urlpolicy.ClusterAddresses] | None = None
+_pod_cache: dict[urlpolicy.Address, tuple[float, bool]] = {}
+_warned: set[str] = set()
+
+
+def _forbidden_or_missing(e: ApiException, what: str) -> bool:
+    """403/404: the operator may run with namespaced RBAC (or an API without the
+    object); say so once and go on with what the settings block. Other errors are
+    the caller's (fail closed: the download waits)."""
+    if e.status not in (403, 404):
+        return False
+    if what not in _warned:
+        _warned.add(what)
+        log.warning(
+            "model URL policy: cannot read %s (HTTP %s); refusing only what the settings "
+            "block there (grant the operator this read to close that gap)",
+            what,
+            e.status,
+        )
+    return True
+
+
+def api_server_endpoints() -> tuple[set[tuple[urlpolicy.Address, int]], set[urlpolicy.Address]]:
+    """The API server's (address, port) pairs - as this operator's client reaches it
+    (out of the cluster that may be 127.0.0.1, where test file servers also listen)
+    and its real endpoints from `default/kubernetes` - and the hosts of those real
+    endpoints (refused on every port)."""
+    pairs: set[tuple[urlpolicy.Address, int]] = set()
+    hosts: set[urlpolicy.Address] = set()
     try:
-        hostname, port = urlpolicy.check_syntax(host)
-        return [(a, port) for a in urlpolicy.system_resolver(hostname, port)]
+        hostname, port = urlpolicy.check_syntax(kube.api().configuration.host)
+        for a in urlpolicy.system_resolver(hostname, port):
+            ip = urlpolicy.parse_address(a)
+            if ip is not None:
+                pairs.add((ip, port))
     except (urlpolicy.URLRefusedError, OSError, ValueError):
-        return []
+        pass
+    try:
+        ep = kube.core().read_namespaced_endpoints("kubernetes", "default")
+    except ApiException as e:
+        if not _forbidden_or_missing(e, "the default/kubernetes Endpoints"):
+            raise
+        return pairs, hosts
+    for subset in ep.subsets or []:
+        ports = [p.port for p in subset.ports or [] if p.port]
+        for address in [*(subset.addresses or []), *(subset.not_ready_addresses or [])]:
+            ip = urlpolicy.parse_address(address.ip or "")
+            if ip is not None:
+                hosts.add(ip)
+                pairs.update((ip, p) for p in ports)
+    return pairs, hosts
+
+
+def node_addresses() -> tuple[set[urlpolicy.Address], list[urlpolicy.Network]]:
+    """Every node's IP addresses (status.addresses) and Pod ranges (spec.podCIDRs)."""
+    try:
+        nodes = kube.core().list_node().items
+    except ApiException as e:
+        if not _forbidden_or_missing(e, "Nodes"):
+            raise
+        return set(), []
+    addresses: set[urlpolicy.Address] = set()
+    networks: list[urlpolicy.Network] = []
+    for node in nodes:
+        for a in (node.status.addresses if node.status else None) or []:
+            ip = urlpolicy.parse_address(a.address or "")
+            if ip is not None:  # Hostname / DNS entries are names, not addresses
+                addresses.add(ip)
+        if node.spec is not None:
+            cidrs = set(node.spec.pod_cidrs or []) | {node.spec.pod_cidr or ""}
+            networks.extend(n for c in cidrs for n in urlpolicy.parse_networks(c))
+    return addresses, sorted(set(networks), key=str)
+
+
+def cluster_addresses() -> urlpolicy.ClusterAddresses:
+    """The cluster's own addresses, read at most once per CLUSTER_CACHE_S."""
+    global _cluster_cache
+    with _cache_lock:
+        if _cluster_cache is not None and time.monotonic() < _cluster_cache[0]:
+            return _cluster_cache[1]
+        try:
+            api_pairs, api_hosts = api_server_endpoints()
+            nodes, pod_networks = node_addresses()
+            found = urlpolicy.ClusterAddresses(
+                api_server=frozenset(api_pairs),
+                api_hosts=frozenset(api_hosts),
+                nodes=frozenset(nodes),
+                pod_networks=tuple(pod_networks),
+            )
+        except (ApiException, OSError) as e:
+            raise SourceNotReadyError(
+                "ClusterLookupFailed",
+                f"cannot read the cluster's own addresses to check the model URL: {e}",
+            ) from e
+        _cluster_cache = (time.monotonic() + CLUSTER_CACHE_S, found)
+        return found
+
+
+def is_pod_ip(addr: urlpolicy.Address) -> bool:
+    """Does a Pod of the cluster (not finished) have this IP now? Cached like the rest."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _pod_cache.get(addr)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        try:
+            pods = kube.core().list_pod_for_all_namespaces(
+                field_selector=(
+                    f"status.podIP={addr},status.phase!=Succeeded,status.phase!=Failed"
+                ),
+                limit=1,
+            )
+            found = bool(pods.items)
+        except ApiException as e:
+            if not _forbidden_or_missing(e, "Pods in all namespaces"):
+                raise SourceNotReadyError(
+                    "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {e}"
+                ) from e
+            found = False
+        except OSError as e:
+            raise SourceNotReadyError(
+                "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {e}"
+            ) from e
+        for key in [k for k, (until, _) in _pod_cache.items() if until <= now]:
+            del _pod_cache[key]
+        _pod_cache[addr] = (now + CLUSTER_CACHE_S, found)
+        return found
 
 
 def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
@@ -72,7 +201,7 @@ def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
     blocked = urlpolicy.parse_networks(settings.url_blocked_networks)
     allowed = urlpolicy.parse_networks(settings.url_allowed_networks)
     try:
-        urlpolicy.check_url(url, blocked, allowed, api_endpoints=api_server_endpoints())
+        urlpolicy.check_url(url, blocked, allowed, cluster=cluster_addresses(), is_pod=is_pod_ip)
     except urlpolicy.URLRefusedError as e:
         raise ModelFileError(f"model URL refused: {e}") from e
     name = src.get("fileName") or PurePosixPath(url.split("?", 1)[0].split("#", 1)[0]).name

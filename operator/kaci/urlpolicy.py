@@ -4,14 +4,27 @@ The operator runs inside the cluster with its own credentials and network
 position, so a URL in a user's Model must not make it talk to places the user
 could not reach: refused are non-http(s) schemes, credentials in the URL, and
 hosts that resolve to
+- the Kubernetes API server: the address and port the operator's own client
+  uses (in a Pod, the `kubernetes` Service IP) and its real endpoints (the
+  `default/kubernetes` Endpoints object) - on any port of those hosts, as they
+  run the rest of the control plane too,
+- a cluster node (Node status.addresses), on any port - the kubelet (:10250),
+  node exporters and host-network Pods listen there,
 - loopback (127.0.0.0/8, ::1) - the operator's own node or Pod,
 - link-local (169.254.0.0/16, fe80::/10) - cloud metadata services live there,
 - unspecified / multicast / reserved addresses,
 - the cluster's Service range (given as `blocked_networks`, from settings) -
   internal services are not model stores,
+- the cluster's Pod network (Node spec.podCIDRs) and any address a Pod of the
+  cluster has now (CNIs that do not set podCIDRs still give every Pod an IP),
 unless the operator is configured to allow a network (`allowed_networks`, e.g.
-a local test server on 127.0.0.1). The Kubernetes API server's own address and
-port (`api_endpoints`) are refused even then. Redirects are not followed.
+a local test file server on 127.0.0.1, or a model store run as a Pod on
+purpose). The API server and the nodes are refused even then: the allow list
+says where model stores are, and a control-plane host or kubelet never is one.
+Redirects are not followed.
+
+What the cluster's own addresses are comes from the Kubernetes API (the edge in
+modelsource); this module only decides.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -29,12 +43,43 @@ class URLRefusedError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class ClusterAddresses:
+    """The cluster's own addresses, as read from the Kubernetes API.
+
+    `api_server`: the (address, port) pairs the API server answers on; `api_hosts`: the
+    hosts of its real endpoints (every port refused); `pod_networks`: the nodes'
+    podCIDRs (empty when the CNI sets none).
+    """
+
+    api_server: frozenset[tuple[Address, int]] = frozenset()
+    api_hosts: frozenset[Address] = frozenset()
+    nodes: frozenset[Address] = frozenset()
+    pod_networks: tuple[Network, ...] = ()
+
+
+# Is this address a Pod's IP right now? (an API look-up at the edge)
+PodLookup = Callable[[Address], bool]
+
+
+def _no_pods(_: Address) -> bool:
+    return False
+
+
 def parse_networks(text: str | None) -> list[Network]:
     if not text:
         return []
     return [
         ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
     ]
+
+
+def parse_address(text: str) -> Address | None:
+    """An IP address without its zone (`fe80::1%eth0`), or None for a name."""
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
 
 
 def check_syntax(url: str) -> tuple[str, int]:
@@ -57,12 +102,19 @@ def check_syntax(url: str) -> tuple[str, int]:
 
 def check_address(
     addr: Address,
+    port: int,
     blocked: Iterable[Network],
     allowed: Iterable[Network],
-    api_server: bool = False,
+    cluster: ClusterAddresses = ClusterAddresses(),
+    is_pod: PodLookup = _no_pods,
 ) -> None:
-    if api_server:
+    # Never overridden by the allow list: these are the cluster itself.
+    if (addr, port) in cluster.api_server:
         raise URLRefusedError(f"{addr} is the Kubernetes API server")
+    if addr in cluster.nodes:
+        raise URLRefusedError(f"{addr} is a cluster node (its kubelet and host services)")
+    if addr in cluster.api_hosts:
+        raise URLRefusedError(f"{addr} is the Kubernetes API server's host")
     if any(addr in net for net in allowed):
         return
     if addr.is_loopback:
@@ -74,6 +126,12 @@ def check_address(
     for net in blocked:
         if addr in net:
             raise URLRefusedError(f"{addr} is inside the cluster-internal network {net}")
+    for net in cluster.pod_networks:
+        if addr in net:
+            raise URLRefusedError(f"{addr} is in the cluster's Pod network {net}")
+    # Last, as it may cost an API call: only addresses nothing above decided.
+    if is_pod(addr):
+        raise URLRefusedError(f"{addr} is a Pod in the cluster")
 
 
 Resolver = Callable[[str, int], list[str]]
@@ -88,12 +146,12 @@ def check_url(
     blocked: Iterable[Network],
     allowed: Iterable[Network],
     resolve: Resolver = system_resolver,
-    api_endpoints: Iterable[tuple[str, int]] = (),
+    cluster: ClusterAddresses = ClusterAddresses(),
+    is_pod: PodLookup = _no_pods,
 ) -> None:
     """Refuse the URL if any address its host resolves to is refused."""
     host, port = check_syntax(url)
     blocked, allowed = list(blocked), list(allowed)
-    api = {(ipaddress.ip_address(a), p) for a, p in api_endpoints}
     try:
         addresses = resolve(host, port)
     except OSError as e:
@@ -101,5 +159,7 @@ def check_url(
     if not addresses:
         raise URLRefusedError(f"host {host!r} does not resolve")
     for a in addresses:
-        ip = ipaddress.ip_address(a.split("%", 1)[0])
-        check_address(ip, blocked, allowed, api_server=(ip, port) in api)
+        ip = parse_address(a)
+        if ip is None:
+            raise URLRefusedError(f"host {host!r} resolved to {a!r}, not an IP address")
+        check_address(ip, port, blocked, allowed, cluster, is_pod)

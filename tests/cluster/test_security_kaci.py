@@ -227,6 +227,115 @@ def test_model_urls_into_the_cluster_are_refused(
     assert all(r == "/model.bin" for r in files.requests), files.requests
 
 
+def _model_file_pod() -> dict[str, Any]:
+    """A Pod serving MODEL_BYTES over http on :8080 (a model store run as a Pod)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "model-store", "labels": {"app": "model-store"}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "files",
+                    "image": "127.0.0.1:5000/kaci/python:3.11",
+                    "command": [
+                        "sh",
+                        "-c",
+                        "mkdir -p /tmp/srv && printf '%s' \"$BYTES\" > /tmp/srv/model.bin"
+                        " && exec python3 -m http.server 8080 --directory /tmp/srv",
+                    ],
+                    "env": [{"name": "BYTES", "value": MODEL_BYTES.decode()}],
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_model_urls_at_the_cluster_itself_are_refused_by_default(
+    kubectl: Any,
+    namespace: str,
+    crds: None,  # noqa: F811 (fixture)
+) -> None:
+    # The cluster's own addresses, read from the cluster as the operator reads them.
+    ep = json.loads(kubectl("get", "endpoints", "kubernetes", "-n", "default", "-o", "json"))
+    subset = ep["subsets"][0]
+    api_ip, api_port = subset["addresses"][0]["ip"], subset["ports"][0]["port"]
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    node_ip = next(
+        a["address"] for a in nodes[0]["status"]["addresses"] if a["type"] == "InternalIP"
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_model_file_pod()))
+    kubectl("wait", "--for=condition=Ready", "pod/model-store", "-n", namespace, "--timeout=300s")
+    pod_ip = kubectl(
+        "get", "pod", "model-store", "-n", namespace, "-o", "jsonpath={.status.podIP}"
+    ).strip()
+    pod_url = f"http://{pod_ip}:8080/model.bin"
+    # The Pod really serves the file: what the policy refuses would have worked.
+    probe = kubectl(
+        "exec",
+        "model-store",
+        "-n",
+        namespace,
+        "--",
+        "python3",
+        "-c",
+        f"import urllib.request; print(urllib.request.urlopen({pod_url!r}).read().decode())",
+    )
+    assert probe.strip() == MODEL_BYTES.decode().strip()
+
+    refused = {
+        # the API server's real endpoint (here the node's address, port 6443)
+        "api-endpoint": (
+            f"https://{api_ip}:{api_port}/api/v1/secrets",
+            "is the Kubernetes API server",
+        ),
+        # the kubelet on a node
+        "node": (f"https://{node_ip}:10250/pods", "is a cluster node"),
+        # a running Pod (this cluster's CNI sets no podCIDR: the Pod's own IP is looked up)
+        "pod": (pod_url, "is a Pod in the cluster"),
+    }
+    with run_operator(f"secd-{secrets.token_hex(3)}") as op:  # the default settings
+        docs = [model(name, {"url": {"url": url}}) for name, (url, _) in refused.items()]
+        _apply(kubectl, namespace, op, *docs)
+        for name, (_, why) in refused.items():
+            cond = _settled_ready(kubectl, namespace, name)
+            assert (cond["status"], cond["reason"]) == ("False", "BadSource"), (name, cond)
+            assert "model URL refused" in cond["message"], (name, cond)
+            assert why in cond["message"], (name, cond)
+        assert op.alive(), op.log_tail()
+
+    # An operator told that the Pod network holds a model store downloads from the Pod,
+    # and still refuses the API server and the node inside that network.
+    allow = {"KACI_URL_ALLOWED_NETWORKS": f"{pod_ip}/32,{api_ip}/32,{node_ip}/32"}
+    with run_operator(f"seca-{secrets.token_hex(3)}", allow) as op:
+        docs = [
+            model(f"allowed-{name}", {"url": {"url": url}}) for name, (url, _) in refused.items()
+        ]
+        _apply(kubectl, namespace, op, *docs)
+        for name, (_, why) in refused.items():
+            if name == "pod":
+                continue
+            cond = _settled_ready(kubectl, namespace, f"allowed-{name}")
+            assert (cond["status"], cond["reason"]) == ("False", "BadSource"), (name, cond)
+            assert why in cond["message"], (name, cond)
+        _wait_ready(kubectl, namespace, op, "model/allowed-pod")
+        assert _get(kubectl, namespace, "model", "allowed-pod")["status"]["files"] == ["model.bin"]
+        assert op.alive(), op.log_tail()
+
+
 def test_model_file_names_cannot_escape(
     kubectl: Any, namespace: str, op: Operator, files: FileServer
 ) -> None:
