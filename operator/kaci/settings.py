@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     # Cluster DNS suffix used in scoringUri.
     cluster_domain: str = "cluster.local"
 
+    # kopf peering (`--peering` / `--priority` win over these): the name of the peering
+    # object (a ClusterKopfPeering when watching all namespaces, a KopfPeering in each
+    # watched namespace otherwise); None runs standalone, as one lone operator.
+    peering: str | None = None
+    # This process's peering priority; None: derived from its start time, so the oldest
+    # running replica leads (see kaci.operator.default_priority).
+    peering_priority: int | None = None
+    # Seconds other replicas trust this one's keep-alive: a replica that dies without
+    # saying goodbye (SIGKILL, lost node) is replaced by a waiting one within this time.
+    # Keep-alives are sent 5-10 s before it runs out, hence the minimum.
+    peering_lifetime_s: int = Field(default=10, ge=6)
+
     @property
     def pull_registry(self) -> str:
         return self.registry_pull or self.registry

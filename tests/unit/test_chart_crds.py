@@ -23,13 +23,15 @@ def test_chart_crds_are_byte_identical_copies_of_crds() -> None:
         assert copy[name] == data, f"{name} differs: run hack/sync-crds.sh"
 
 
-def test_chart_ships_the_three_kinds() -> None:
+def test_chart_ships_the_three_kinds_and_kopfs_peering_kinds() -> None:
     kinds = {}
     for path in CHART_COPY.glob("*.yaml"):
         doc = yaml.safe_load(path.read_text())
         assert doc["kind"] == "CustomResourceDefinition"
         kinds[doc["spec"]["names"]["kind"]] = doc
-    assert sorted(kinds) == ["Image", "Model", "Webservice"]
+    assert sorted(kinds) == ["ClusterKopfPeering", "Image", "KopfPeering", "Model", "Webservice"]
+    for kind in ("ClusterKopfPeering", "KopfPeering"):
+        assert kinds.pop(kind)["spec"]["group"] == "kopf.dev"
     for crd in kinds.values():
         assert crd["spec"]["group"] == "kaci.dev"
         assert crd["spec"]["scope"] == "Namespaced"

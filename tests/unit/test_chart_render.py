@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kaci.operator import kopf_settings, parse_args
 from kaci.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,17 +87,28 @@ def test_ci_matrix_covers_the_promised_cases() -> None:
         "custom-values",
         "local-values",
         "long-names-values",
+        "peering-values",
+        "standalone-values",
     } <= names
 
 
 def test_default_render_has_secure_defaults() -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert kinds == [
+        "ClusterKopfPeering",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ServiceAccount",
+    ]
     dep = deployment(docs)
     assert dep["spec"]["replicas"] == 1
-    # Never two operators at once (standalone kopf).
-    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    # Peering by default: a new Pod waits beside the old one, which acts until it exits.
+    assert dep["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = dep["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 1000
@@ -105,8 +117,10 @@ def test_default_render_has_secure_defaults() -> None:
     assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
     assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
     assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    # kaci.operator runs kopf standalone always, and every namespace without --namespace.
-    assert ctr["args"] == ["--liveness=http://0.0.0.0:8080/healthz"]
+    # Every namespace (no --namespace), peering through the release's ClusterKopfPeering.
+    assert ctr["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--peering=kaci"]
+    (peering,) = of_kind(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "kaci"
     mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
     assert mounts == {"tmp": "/tmp", "docker-socket": "/var/run/docker.sock"}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -141,29 +155,55 @@ def test_local_values_wire_the_air_gapped_build_settings() -> None:
 
 def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
     docs = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
-    roles = of_kind(docs, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["kaci-ci-a", "kaci-ci-b"]
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    # The watched namespaces, and "default" for the API server's Endpoints only.
+    assert sorted(roles) == ["default", "kaci-ci-a", "kaci-ci-b"]
     assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
+        "default",
         "kaci-ci-a",
         "kaci-ci-b",
     ]
-    # Cluster-wide: only kopf's read-only discovery, nothing that writes or reads secrets.
+    assert roles["default"]["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["endpoints"],
+            "resourceNames": ["kubernetes"],
+            "verbs": ["get"],
+        }
+    ]
+    # Cluster-wide: only cluster-scoped reads, nothing that writes or reads secrets.
     (cluster_role,) = of_kind(docs, "ClusterRole")
     for rule in cluster_role["rules"]:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}
-        assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces"}
+        assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces", "nodes"}
+    # Peering per watched namespace: a KopfPeering there, and the right to use it.
+    peerings = of_kind(docs, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["kaci-ci-a", "kaci-ci-b"]
+    assert {p["metadata"]["name"] for p in peerings} == {"kaci"}
+    for ns in ("kaci-ci-a", "kaci-ci-b"):
+        assert ("kopf.dev", "kopfpeerings", "patch") in _triples(roles[ns]["rules"])
+    assert of_kind(docs, "ClusterKopfPeering") == []
     args = container(docs)["args"]
     assert "--namespace=kaci-ci-a" in args
     assert "--namespace=kaci-ci-b" in args
-    assert len(args) == 3
+    assert "--peering=kaci" in args
+    assert len(args) == 4
 
 
 def test_cluster_rbac_rules_equal_the_namespaced_ones_plus_discovery() -> None:
     cluster = of_kind(render(), "ClusterRole")[0]["rules"]
     namespaced = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
-    role_rules = of_kind(namespaced, "Role")[0]["rules"]
+    roles = {r["metadata"]["namespace"]: r["rules"] for r in of_kind(namespaced, "Role")}
     discovery = of_kind(namespaced, "ClusterRole")[0]["rules"]
-    assert cluster == discovery + role_rules
+    # The same grants, but peering through the ClusterKopfPeering instead of KopfPeerings.
+    peering = {("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")}
+    namespaced_peering = {(g, "kopfpeerings", v) for g, _, v in peering}
+    assert _triples(cluster) == (
+        _triples(discovery)
+        | _triples(roles["default"])
+        | (_triples(roles["kaci-ci-a"]) - namespaced_peering)
+        | peering
+    )
     # Least privilege: no wildcards anywhere.
     for rule in cluster:
         assert "*" not in rule["verbs"]
@@ -275,7 +315,10 @@ def test_names_are_cut_at_63_characters() -> None:
         (["--set", "builder.dockerhost=tcp://x:2375"], "dockerhost"),
         (["--set", "registry.insecur=false"], "insecur"),
         (["--set", "podSecurityContext.runAsUsr=0"], "runAsUsr"),
-        (["--set", "replicaCount=2"], "replicaCount"),
+        (["--set", "replicaCount=2", "--set", "peering.enabled=false"], "replicaCount"),
+        (["--set", "replicaCount=-1"], "replicaCount"),
+        (["--set", "peering.lifetimeSeconds=5"], "lifetimeSeconds"),
+        (["--set", "peering.name=Not_A_Name"], "name"),
         (["--set", "builder.dockerHost=/var/run/docker.sock"], "dockerHost"),
         (["--set", "registry.insecure=maybe"], "insecure"),
         (["--set", "resources.requests.memory=lots"], "memory"),
@@ -342,3 +385,55 @@ def test_every_value_has_a_comment_above_it() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(values) == set(schema["properties"]) - {"global"}
+
+
+def test_peering_replicas_roll_and_share_one_peering_object() -> None:
+    docs = render("-f", str(CHART / "ci" / "peering-values.yaml"))
+    dep = deployment(docs)
+    assert dep["spec"]["replicas"] == 3
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (peering,) = of_kind(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "kaci-ha"
+    assert "status" not in peering  # kopf writes it
+    ctr = container(docs)
+    # kopf's identity in the peering object is the Pod's name.
+    (pod_id,) = [e for e in ctr["env"] if e["name"] == "POD_ID"]
+    assert pod_id["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The operator reads the chart's arguments and environment into kopf's settings.
+    env = settings_from(env_of(docs))
+    args = parse_args([a for a in ctr["args"] if not a.startswith("--liveness")], env)
+    kopf = kopf_settings(
+        peering=args.peering,
+        priority=args.priority,
+        lifetime_s=env.peering_lifetime_s,
+        clusterwide=not args.namespace,
+        started_ns=0,
+        tiebreak=0,
+    ).peering
+    assert (kopf.standalone, kopf.mandatory, kopf.name) == (False, True, "kaci-ha")
+    assert (kopf.clusterwide, kopf.lifetime) == (True, 15)
+    # RBAC: read and patch the peering object, never create or delete it.
+    (cluster_role,) = of_kind(docs, "ClusterRole")
+    kopf_rules = {t for t in _triples(cluster_role["rules"]) if t[0] == "kopf.dev"}
+    assert kopf_rules == {
+        ("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")
+    }
+
+
+def test_standalone_values_recreate_and_grant_no_peering() -> None:
+    docs = render("-f", str(CHART / "ci" / "standalone-values.yaml"))
+    dep = deployment(docs)
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert not any(a.startswith("--peering") for a in container(docs)["args"])
+    assert "POD_ID" not in env_of(docs)
+    assert "KACI_PEERING_LIFETIME_S" not in env_of(docs)
+    assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
+    (cluster_role,) = of_kind(docs, "ClusterRole")
+    assert not [t for t in _triples(cluster_role["rules"]) if t[0] == "kopf.dev"]
+
+
+@pytest.mark.parametrize("replicas", ["0", "2", "5"])
+def test_any_replica_count_with_peering(replicas: str) -> None:
+    docs = render("--set", f"replicaCount={replicas}")
+    assert deployment(docs)["spec"]["replicas"] == int(replicas)

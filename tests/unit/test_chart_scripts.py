@@ -31,4 +31,4 @@ def test_sync_crds_copies_and_prunes(tmp_path: Path) -> None:
     source = {p.name: p.read_bytes() for p in (tmp_path / "crds").glob("*.yaml")}
     copy = {p.name: p.read_bytes() for p in chart_crds.glob("*.yaml")}
     assert copy == source
-    assert len(source) == 3
+    assert len(source) == 5  # kaci's three kinds and kopf's two peering kinds

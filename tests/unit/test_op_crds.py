@@ -54,3 +54,36 @@ def test_exactly_one_rules_name_every_source() -> None:
         "spec"
     ]["properties"]["source"]
     assert set(source["properties"]) == {"configMap", "url", "pvc", "image"}
+
+
+def test_peering_crds_are_the_kinds_kopf_looks_for() -> None:
+    """kopf finds its peering resources as kopf.dev/v1 clusterkopfpeerings (cluster-wide
+    operators) and kopfpeerings (namespaced ones), and writes their status itself."""
+    from kopf._cogs.structs import references
+
+    docs = {n: yaml.safe_load((ROOT / "crds" / n).read_text()) for n in crds.all_crds()}
+    for file, selector, scope in [
+        ("kopf.dev_clusterkopfpeerings.yaml", references.CLUSTER_PEERINGS_K, "Cluster"),
+        ("kopf.dev_kopfpeerings.yaml", references.NAMESPACED_PEERINGS_K, "Namespaced"),
+    ]:
+        spec = docs[file]["spec"]
+        names = spec["names"]
+        resource = references.Resource(
+            group=spec["group"],
+            version=spec["versions"][0]["name"],
+            plural=names["plural"],
+            kind=names["kind"],
+            singular=names["singular"],
+            namespaced=spec["scope"] == "Namespaced",
+        )
+        assert selector.check(resource), (file, selector)
+        assert spec["scope"] == scope
+        (version,) = spec["versions"]
+        # No status subresource: kopf then patches the object itself (see crds.peering_crd).
+        assert "subresources" not in version
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        peer = status["additionalProperties"]
+        assert set(peer["properties"]) == {"priority", "lifetime", "lastseen"}
+        assert peer["x-kubernetes-preserve-unknown-fields"] is True
+        # Never removed with kaci's own CRDs (other kopf operators may share them).
+        assert docs[file]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kopf"

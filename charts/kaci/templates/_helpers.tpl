@@ -55,6 +55,11 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- printf "%s-%s" $base $suffix }}
 {{- end }}
 
+{{/* The peering object's name (peering.enabled). */}}
+{{- define "kaci.peeringName" -}}
+{{- default (include "kaci.fullname" .) .Values.peering.name }}
+{{- end }}
+
 {{- define "kaci.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}

@@ -1,6 +1,7 @@
 {{/*
-kopf's discovery: which CRDs exist (to find the kaci resources) and which
-namespaces exist (to follow --namespace patterns). Read-only.
+Cluster-scoped reads: kopf's discovery, which CRDs exist (to find the kaci
+resources) and which namespaces exist (to follow --namespace patterns), and the
+nodes (URL policy). Read-only.
 */}}
 {{- define "kaci.rbac.discoveryRules" -}}
 - apiGroups: [apiextensions.k8s.io]
@@ -9,6 +10,45 @@ namespaces exist (to follow --namespace patterns). Read-only.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
+# Model URLs pointing at a node (its addresses, the kubelet) are refused; the nodes'
+# Pod CIDRs say which addresses are Pods. Read-only.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list]
+{{- end }}
+
+{{/*
+The API server's real addresses, from the default/kubernetes Endpoints: model URLs
+pointing there are refused. Cluster-wide RBAC: part of the ClusterRole (any
+namespace's Endpoints, read-only); namespaced RBAC: a Role in "default" limited
+to that one object (see templates/rbac.yaml).
+*/}}
+{{- define "kaci.rbac.apiServerEndpointsRule" -}}
+- apiGroups: [""]
+  resources: [endpoints]
+  verbs: [get]
+{{- end }}
+
+{{/*
+kopf's peering (peering.enabled): the replicas read each other's keep-alives from
+the peering object and patch their own into it. The chart creates the object, so
+no create. Cluster-wide when the operator watches every namespace
+(ClusterKopfPeering), else a KopfPeering in each watched namespace.
+*/}}
+{{- define "kaci.rbac.clusterPeeringRules" -}}
+{{- if and .Values.peering.enabled (empty .Values.watchNamespaces) }}
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end }}
+
+{{- define "kaci.rbac.namespacedPeeringRules" -}}
+{{- if and .Values.peering.enabled .Values.watchNamespaces }}
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
 {{- end }}
 
 {{/*
