@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 from docker.auth import load_config, resolve_authconfig
 from docker.utils import parse_repository_tag
 
@@ -42,6 +43,31 @@ class EngineUnavailableError(BuildError):
 # What a registry that is down (or restarting) makes a push report.
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "connection reset")
 
+# A connection to the engine that breaks mid-stream: the engine stopped or restarted.
+_DROPPED = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    docker.errors.DockerException,
+    OSError,
+)
+
+
+def build_outcome(
+    error: str | None, image_id: str | None, engine_answers: Callable[[], bool]
+) -> str:
+    """How a build stream ended (pure): "built", "failed" (the inputs' fault: a step
+    failed while the engine kept running) or "engine" (try again: the engine went away,
+    or the stream ended without a result, as when the engine stops mid-build).
+
+    An engine that shuts down kills the build's container first, so the last step
+    "returned a non-zero code" just like a step that failed on its own: only whether
+    the engine still answers afterwards tells the two apart (asked only then)."""
+    if image_id and not error:
+        return "built"
+    if error and engine_answers():
+        return "failed"
+    return "engine"
+
 
 class Builder:
     def __init__(self, settings: Settings) -> None:
@@ -63,6 +89,29 @@ class Builder:
             f"the Docker engine at {self.settings.docker_host} is unreachable ({e}); trying again",
             log.tail(),
         )
+
+    def _went_away(self, log: BuildLog, what: str, seen: object) -> EngineUnavailableError:
+        at = f" at {log.step}" if log.step else ""
+        return EngineUnavailableError(
+            f"the Docker engine at {self.settings.docker_host} stopped or restarted during "
+            f"the {what}{at} ({str(seen)[:300]}); trying again",
+            log.tail(),
+        )
+
+    def engine_answers(self) -> bool:
+        """Does the engine answer a ping now (a fresh connection, a short timeout)?"""
+        try:
+            client = docker.APIClient(
+                base_url=self.settings.docker_host, timeout=10, version="auto"
+            )
+        except docker.errors.DockerException:
+            return False
+        try:
+            return bool(client.ping())
+        except _DROPPED:
+            return False
+        finally:
+            client.close()
 
     def _auth(self, ref: str) -> dict[str, Any] | None:
         if not self.settings.registry_push_config:
@@ -124,10 +173,16 @@ class Builder:
                     pull=False,
                 )
                 self._follow(stream, log, deadline, on_lines)
-                if log.error:
+                outcome = build_outcome(log.error, log.image_id, self.engine_answers)
+                if outcome == "engine":
+                    seen = log.error or "the build output ended without a result"
+                    raise self._went_away(log, "build", seen)
+                if outcome == "failed":
                     raise BuildError(log.explain(), log.tail())
                 return self._push(client, ref, log, deadline, on_lines)
             except docker.errors.APIError as e:
+                if not self.engine_answers():
+                    raise self._went_away(log, "build", e) from e
                 raise BuildError(
                     f"the Docker engine refused the build: {e.explanation or e}", log.tail()
                 ) from e
@@ -144,7 +199,15 @@ class Builder:
         deadline: float,
         on_lines: Callable[[list[str], BuildLog], None] | None,
     ) -> None:
-        for item in stream:
+        items = iter(stream)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except _DROPPED as e:
+                # The stream broke off (the engine stopped mid-build): not an answer.
+                raise self._went_away(log, "build", f"the build output broke off: {e}") from e
             new = log.feed(item)
             if new and on_lines:
                 on_lines(new, log)
@@ -165,23 +228,30 @@ class Builder:
     ) -> str:
         repo, tag = parse_repository_tag(ref)
         digest: str | None = None
-        for item in client.push(
-            repo, tag=tag, stream=True, decode=True, auth_config=self._auth(ref)
-        ):
-            if "error" in item:
-                error = str(item["error"])
-                if any(u in error.lower() for u in _UNREACHABLE):
-                    raise EngineUnavailableError(
-                        f"push to {repo} failed, the registry is unreachable ({error}); "
-                        "trying again",
-                        log.tail(),
-                    )
-                raise BuildError(f"push to {repo} failed: {error}", log.tail())
-            aux = item.get("aux")
-            if isinstance(aux, dict) and aux.get("Digest"):
-                digest = str(aux["Digest"])
-            if time.monotonic() > deadline:
-                raise BuildError("push timed out", log.tail())
+        try:
+            for item in client.push(
+                repo, tag=tag, stream=True, decode=True, auth_config=self._auth(ref)
+            ):
+                if "error" in item:
+                    error = str(item["error"])
+                    if any(u in error.lower() for u in _UNREACHABLE):
+                        raise EngineUnavailableError(
+                            f"push to {repo} failed, the registry is unreachable ({error}); "
+                            "trying again",
+                            log.tail(),
+                        )
+                    if not self.engine_answers():  # the engine shut down mid-push
+                        raise self._went_away(log, "push", error)
+                    raise BuildError(f"push to {repo} failed: {error}", log.tail())
+                aux = item.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                if time.monotonic() > deadline:
+                    raise BuildError("push timed out", log.tail())
+        except (docker.errors.APIError, BuildError):
+            raise
+        except _DROPPED as e:
+            raise self._went_away(log, "push", f"the push output broke off: {e}") from e
         if on_lines:
             on_lines([f"pushed {ref}"], log)
         if not digest:

@@ -12,6 +12,7 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s_client
@@ -99,14 +100,17 @@ def registry_tags(repository: str) -> list[str]:
 
 
 class StateRecorder:
-    """Records every `status.state` a Webservice shows, from a watch, in order.
+    """Records every `status.state` a Webservice (or another kaci kind: `plural`) shows,
+    from a watch, in order.
 
     A watch sees each update the API server stores, so a state the operator wrote
     is seen even when it lasted less than a poll interval.
     """
 
-    def __init__(self, api: k8s_client.ApiClient, namespace: str, name: str) -> None:
-        self.api, self.namespace, self.name = api, namespace, name
+    def __init__(
+        self, api: k8s_client.ApiClient, namespace: str, name: str, plural: str = "webservices"
+    ) -> None:
+        self.api, self.namespace, self.name, self.plural = api, namespace, name, plural
         self.states: list[str] = []
         self._stop = threading.Event()
         self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
@@ -131,7 +135,7 @@ class StateRecorder:
                     "kaci.dev",
                     "v1alpha1",
                     self.namespace,
-                    "webservices",
+                    self.plural,
                     field_selector=f"metadata.name={self.name}",
                     timeout_seconds=30,
                 ):
@@ -145,3 +149,13 @@ class StateRecorder:
 
     def since(self, index: int) -> list[str]:
         return self.states[index:]
+
+
+def own_daemon_pid(cluster_dir: Path, name: str) -> int:
+    """The PID hack/cluster.sh recorded for daemon `name` (run/<name>.pid), after checking
+    that the process is this clone's own (its command line names `cluster_dir`, as
+    hack/lib.sh's pid_of does): a fault test stops only what this clone started."""
+    pid = int((cluster_dir / "run" / f"{name}.pid").read_text().strip())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert f"{cluster_dir}/" in cmdline, f"pid {pid} is not this clone's {name}: {cmdline}"
+    return pid

@@ -1,13 +1,15 @@
-"""An unreachable Docker engine is a retry ("trying again"), never a build failure
-blamed on the user's inputs. Real sockets: a path where no engine listens."""
+"""An unreachable Docker engine, or one that stops mid-build, is a retry ("trying
+again"), never a build failure blamed on the user's inputs. Real sockets: a path where
+no engine listens; the pure verdict on how a build stream ended."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kaci import imagerender
-from kaci.builder import Builder, EngineUnavailableError
+from kaci.builder import Builder, EngineUnavailableError, build_outcome
 from kaci.settings import Settings
 
 
@@ -26,3 +28,42 @@ def test_build_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> N
 def test_registry_lookup_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailableError):
         _builder(tmp_path).base_digest("127.0.0.1:5000/kaci/python:3.11")
+
+
+def test_engine_answers_is_false_where_no_engine_listens(tmp_path: Path) -> None:
+    assert _builder(tmp_path).engine_answers() is False
+
+
+def _never() -> bool:
+    raise AssertionError("the engine need not be asked")
+
+
+@pytest.mark.parametrize(
+    ("error", "image_id", "answers", "outcome"),
+    [
+        # a result and no error: built, whatever the engine does now
+        (None, "4f0b9da9fab8", _never, "built"),
+        # a step failed and the engine still runs: the inputs' fault
+        (
+            "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+            None,
+            lambda: True,
+            "failed",
+        ),
+        # the same error while the engine is gone: it killed the step as it shut down
+        (
+            "The command '/bin/sh -c sleep 30' returned a non-zero code: 137",
+            None,
+            lambda: False,
+            "engine",
+        ),
+        # the stream ended with neither a result nor an error: cut off
+        (None, None, _never, "engine"),
+        # an error after a result (e.g. a failed tag) is still a failure
+        ("tag failed", "4f0b9da9fab8", lambda: True, "failed"),
+    ],
+)
+def test_build_outcome(
+    error: str | None, image_id: str | None, answers: Callable[[], bool], outcome: str
+) -> None:
+    assert build_outcome(error, image_id, answers) == outcome

@@ -351,6 +351,13 @@ def reconcile_image(
         )
         kopf.warn(body, reason="BuildFailed", message=str(e)[:1000])
         raise kopf.PermanentError(str(e)) from e
+    except Exception as e:
+        # Anything else (the API server while streaming the log, a bug) ends this attempt
+        # too: the Image must not go on saying Running while kopf waits to try again.
+        message = f"the build stopped unexpectedly ({e}); trying again"
+        _set(namespace, name, st, gen, False, "BuildInterrupted", message, state="NotStarted")
+        kopf.warn(body, reason="BuildInterrupted", message=message[:1000])
+        raise kopf.TemporaryError(message, delay=30) from e
     if built:
         tail = progress.log.tail(LOG_TAIL_LINES) if progress.log else ""
         build_log = f"{tail}\nbuilt and pushed {tag}"
