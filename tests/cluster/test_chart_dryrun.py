@@ -1,7 +1,9 @@
 """Every render of the chart is valid for the real API server (server-side dry run).
 
 `helm template` with the default values and with each charts/kaci/ci/*.yaml,
-CRDs included, is sent to the local cluster's API server with
+CRDs included (installed for real first, from crds/: a dry run does not create
+the peering kinds the render's peering objects need), is sent to the local
+cluster's API server with
 `kubectl apply --dry-run=server`: schemas, defaulting, admission (Pod Security)
 and RBAC escalation checks all run, and nothing is stored.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
@@ -55,13 +58,15 @@ def test_render_is_accepted_by_the_api_server(
     namespace: str,
     watched_namespaces: tuple[str, ...],
     kubectl: Kubectl,
+    crds: None,  # noqa: F811 (fixture: the peering kinds must exist for their objects)
 ) -> None:
     extra = ["-f", str(values)] if values else []
     proc = helm("template", "kaci", str(CHART), "--include-crds", "--namespace", namespace, *extra)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     assert any(d["kind"] == "Deployment" for d in docs)
-    assert sum(d["kind"] == "CustomResourceDefinition" for d in docs) == 3
+    # kaci's three kinds and kopf's two peering kinds.
+    assert sum(d["kind"] == "CustomResourceDefinition" for d in docs) == 5
     out = kubectl("apply", "--dry-run=server", "-f", "-", input=proc.stdout)
     # kubectl names each object it would create or change: all of them got through.
     assert out.count("(server dry run)") == len(docs), out
