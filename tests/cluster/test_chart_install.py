@@ -1,11 +1,12 @@
 """The chart installed with real helm on the local cluster, the operator in its Pod.
 
 One release for the module, in order: install (operator image built and pushed
-by hack/build-operator-image.sh, the node's Docker socket mounted), the MNIST
-walkthrough the three Azure ways, RBAC (no 403 for the chart's ServiceAccount
-in the API server's audit log or in the operator's log), `helm upgrade` that
-rolls the operator and leaves Webservice Pods alone, `helm uninstall` that
-leaves CRDs and users' objects.
+by hack/build-operator-image.sh, the node's Docker socket mounted, two operator
+Pods peering through the chart's KopfPeering), the MNIST walkthrough the three
+Azure ways, RBAC (no 403 for the chart's ServiceAccount in the API server's audit
+log or in the operators' logs), only one of the two Pods acting and the other
+taking over when it is deleted, `helm upgrade` that rolls the operators and
+leaves Webservice Pods alone, `helm uninstall` that leaves CRDs and users' objects.
 
 The release runs with `rbac.namespaced=true` and watches only this module's
 namespace, so it never touches objects of other tests (or other operators)
@@ -15,11 +16,13 @@ test_chart_dryrun.py.
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import Any
 
 import joblib
 import pytest
+from test_op_support import wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kaci"
@@ -37,6 +41,8 @@ CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 RELEASE = "kaci-t"
 WEBSERVICES = ("aci-mnist-1", "aci-mnist-2", "aci-mnist-3")
+REPLICAS = 2  # operator Pods: one acts, one waits (kopf peering)
+RESUMED = "Resuming operations after the pause"  # kopf's log line when a peer starts acting
 Kubectl = Callable[..., str]  # the `kubectl` fixture of tests/cluster/conftest.py
 
 
@@ -59,11 +65,19 @@ def get(kubectl: Kubectl, *args: str) -> Any:
     return json.loads(kubectl("get", *args, "-o", "json"))
 
 
-def operator_log(kubectl: Kubectl, rel: Release) -> str:
+def pod_log(kubectl: Kubectl, rel: Release, pod: str) -> str:
     try:
-        return kubectl("logs", "-n", rel.operator_ns, f"deploy/{RELEASE}", "--tail=-1")
+        return kubectl("logs", "-n", rel.operator_ns, pod, "--tail=-1")
     except Exception as exc:  # the log is a diagnostic: its absence must not hide the failure
         return f"(no operator log: {exc})"
+
+
+def operator_log(kubectl: Kubectl, rel: Release) -> str:
+    """Every operator Pod's log, each under its name."""
+    return "\n".join(
+        f"--- {name}\n{pod_log(kubectl, rel, name)}"
+        for name in (p["metadata"]["name"] for p in operator_pods(kubectl, rel))
+    )
 
 
 def operator_pods(kubectl: Kubectl, rel: Release) -> list[dict[str, Any]]:
@@ -95,6 +109,8 @@ def install_args(rel: Release) -> list[str]:
         "rbac.namespaced=true",
         "--set",
         f"watchNamespaces={{{rel.ns}}}",
+        "--set",
+        f"replicaCount={REPLICAS}",
         "--wait",
         "--timeout",
         "5m",
@@ -169,7 +185,13 @@ def argocd_health() -> ModuleType:
 def test_operator_runs_in_its_pod_non_root_with_the_host_docker_socket(
     release: Release, kubectl: Kubectl
 ) -> None:
-    (pod,) = operator_pods(kubectl, release)
+    pods = operator_pods(kubectl, release)
+    assert len(pods) == REPLICAS
+    for pod in pods:
+        _check_operator_pod(pod, release, kubectl)
+
+
+def _check_operator_pod(pod: dict[str, Any], release: Release, kubectl: Kubectl) -> None:
     status = pod["status"]["containerStatuses"][0]
     assert status["ready"] is True, operator_log(kubectl, release)
     assert status["restartCount"] == 0, operator_log(kubectl, release)
@@ -278,10 +300,85 @@ def test_operator_got_no_forbidden_answer(release: Release, kubectl: Kubectl) ->
     assert "Not enough permissions" not in log
 
 
+def peering_status(kubectl: Kubectl, rel: Release) -> dict[str, Any]:
+    """The chart's KopfPeering in the watched namespace: Pod name -> its keep-alive."""
+    status: dict[str, Any] = get(kubectl, "kopfpeering", RELEASE, "-n", rel.ns).get("status")
+    return status or {}
+
+
+def leader_and_standby(kubectl: Kubectl, rel: Release) -> tuple[str, str]:
+    """Both operator Pods keep alive in the peering object; the higher priority leads."""
+    names = {p["metadata"]["name"] for p in operator_pods(kubectl, rel)}
+
+    def both() -> dict[str, Any] | None:
+        status = peering_status(kubectl, rel)
+        return status if names <= set(status) else None
+
+    status = wait_until(both, f"keep-alives of {names}")
+    leader, standby = sorted(names, key=lambda n: status[n]["priority"], reverse=True)
+    return leader, standby
+
+
+def test_two_operator_pods_one_acts_and_the_other_takes_over(
+    release: Release, kubectl: Kubectl
+) -> None:
+    leader, standby = leader_and_standby(kubectl, release)
+    objects = " kopf.objects "  # the logger of kopf's per-object lines (handlers run)
+    assert RESUMED in pod_log(kubectl, release, leader)
+    assert objects in pod_log(kubectl, release, leader)
+    # The waiting Pod never started acting: no object handled, not even looked at.
+    standby_log = pod_log(kubectl, release, standby)
+    assert RESUMED not in standby_log, standby_log[-3000:]
+    assert objects not in standby_log, standby_log[-3000:]
+
+    # The leader stops (a Pod deletion: SIGTERM): its keep-alive goes with it, and the
+    # waiting Pod takes over at once; the Deployment's new Pod waits in turn.
+    deleted = time.time()
+    kubectl("delete", "pod", leader, "-n", release.operator_ns, "--wait=false")
+    wait_until(lambda: RESUMED in pod_log(kubectl, release, standby), "the standby to take over")
+    took_over = next(
+        line for line in pod_log(kubectl, release, standby).splitlines() if RESUMED in line
+    )
+    stamp = datetime.datetime.strptime(took_over[:23], "%Y-%m-%d %H:%M:%S,%f")
+    print(f"\nhand-over after the leader Pod was deleted: {stamp.timestamp() - deleted:.1f} s")
+    wait_until(
+        lambda: (
+            len(operator_pods(kubectl, release)) == REPLICAS
+            and leader not in {p["metadata"]["name"] for p in operator_pods(kubectl, release)}
+        ),
+        "the Deployment's replacement Pod",
+    )
+    new_leader, new_standby = leader_and_standby(kubectl, release)
+    assert new_leader == standby
+    # The new leader acts: a spec change is observed.
+    kubectl(
+        "patch",
+        "webservice",
+        "no-such-image",
+        "-n",
+        release.ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"deploymentConfig": {"description": "changed after hand-over"}}}),
+    )
+    generation = get(kubectl, "webservice", "no-such-image", "-n", release.ns)["metadata"][
+        "generation"
+    ]
+    kubectl(
+        "wait",
+        f"--for=jsonpath={{.status.observedGeneration}}={generation}",
+        "webservice/no-such-image",
+        "-n",
+        release.ns,
+        "--timeout=120s",
+    )
+    assert objects not in pod_log(kubectl, release, new_standby)
+
+
 def test_upgrade_rolls_the_operator_and_leaves_webservices_serving(
     release: Release, kubectl: Kubectl, trained: Path
 ) -> None:
-    (old_operator,) = operator_pods(kubectl, release)
+    old_operators = {p["metadata"]["uid"] for p in operator_pods(kubectl, release)}
     selector = "kaci.dev/webservice"
     before = {
         p["metadata"]["name"]: p["metadata"]["uid"]
@@ -289,10 +386,12 @@ def test_upgrade_rolls_the_operator_and_leaves_webservices_serving(
     }
     assert len(before) == len(WEBSERVICES)
     helm("upgrade", RELEASE, str(CHART), *install_args(release), "--set", "operator.verbose=true")
-    (new_operator,) = operator_pods(kubectl, release)
-    assert new_operator["metadata"]["uid"] != old_operator["metadata"]["uid"]
-    assert "--verbose" in new_operator["spec"]["containers"][0]["args"]
-    assert new_operator["status"]["containerStatuses"][0]["ready"] is True  # helm --wait
+    new_operators = operator_pods(kubectl, release)
+    assert len(new_operators) == REPLICAS
+    for new_operator in new_operators:
+        assert new_operator["metadata"]["uid"] not in old_operators
+        assert "--verbose" in new_operator["spec"]["containers"][0]["args"]
+        assert new_operator["status"]["containerStatuses"][0]["ready"] is True  # helm --wait
     after = {
         p["metadata"]["name"]: p["metadata"]["uid"]
         for p in get(kubectl, "pods", "-n", release.ns, "-l", selector)["items"]
