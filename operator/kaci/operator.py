@@ -81,6 +81,39 @@ def kopf_settings(
     return settings
 
 
+def warn_if_peering_objects_missing(name: str, namespaces: list[str]) -> None:
+    """kopf does not create its peering object and, with mandatory peering, stays paused
+    without a word (at INFO) while it is missing: say so once, at start."""
+    from kaci import kube  # the Kubernetes client only when peering
+
+    custom = kube.custom()
+    where_all: list[str | None] = [*namespaces] or [None]
+    for ns in where_all:
+        where = (
+            f"KopfPeering {name!r} in namespace {ns!r}" if ns else f"ClusterKopfPeering {name!r}"
+        )
+        try:
+            if ns is None:
+                custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+            else:
+                custom.get_namespaced_custom_object("kopf.dev", "v1", ns, "kopfpeerings", name)
+        except Exception as exc:  # a diagnostic only: kopf goes on either way
+            status = getattr(exc, "status", None)  # an ApiException's HTTP status
+            reason = (
+                "not found"
+                if status == 404
+                else f"cannot read it: {status} {getattr(exc, 'reason', '')}"
+                if status
+                else f"cannot read it: {exc}"
+            )
+            logger.warning(
+                "%s: %s. This operator stays paused until it exists (install crds/ and "
+                "create it; the Helm chart does both)",
+                where,
+                reason,
+            )
+
+
 def parse_args(argv: list[str] | None, env: Settings) -> argparse.Namespace:
     """The command line; the peering options default to the KACI_* settings `env`."""
     p = argparse.ArgumentParser(prog="kaci.operator", description=__doc__)
@@ -134,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.peering.standalone:
         logger.info("standalone (no peering): run no other operator for these objects")
     else:
+        warn_if_peering_objects_missing(settings.peering.name, list(args.namespace))
         kind = "ClusterKopfPeering" if clusterwide else "KopfPeering (in each namespace)"
         logger.info(
             "peering %s %r as priority %d (keep-alive lifetime %d s): paused while a live "

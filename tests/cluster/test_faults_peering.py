@@ -336,3 +336,50 @@ def test_two_peered_operators_only_one_acts_and_the_other_takes_over(
             ]
             assert forbidden == []
             assert not re.search(r"Forbidden|Not enough permissions", op_b.log_path.read_text())
+
+
+def test_missing_peering_object_is_reported_and_waited_for(
+    kubectl: Kubectl,
+    namespace: str,
+    crds: None,  # noqa: F811 (fixture)
+) -> None:
+    """kopf never creates its peering object and waits, silently, while it is missing:
+    the operator says so at start, acts on nothing meanwhile, and starts acting once
+    the object appears."""
+    instance = f"peer-{secrets.token_hex(3)}"
+    missing = f"kaci-peering-late-{secrets.token_hex(3)}"
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(factor_configmap("factor")))
+    _apply(kubectl, namespace, instance, [model("m1", {"configMap": {"name": "factor"}})])
+    try:
+        with run_operator(instance, {"KACI_PEERING": missing}) as op:
+            wait_until(
+                lambda: "ClusterKopfPeering" in op.log_path.read_text() or not op.alive(),
+                "the operator's start",
+            )
+            log = op.log_path.read_text()
+            assert f"ClusterKopfPeering {missing!r}: not found" in log, log
+            assert "stays paused until it exists" in log
+            # A negative check (it could only miss a failure, never invent one): a
+            # standalone operator stores this Model within seconds; this one does not.
+            time.sleep(10)
+            assert op.alive(), op.log_tail()
+            got = json.loads(kubectl("get", "model", "m1", "-n", namespace, "-o", "json"))
+            assert "status" not in got, got["status"]
+            assert resumed_at(op) is None, op.log_tail()
+
+            kubectl(
+                "create",
+                "-f",
+                "-",
+                input=json.dumps(
+                    {
+                        "apiVersion": "kopf.dev/v1",
+                        "kind": "ClusterKopfPeering",
+                        "metadata": {"name": missing},
+                    }
+                ),
+            )
+            _wait_ready(kubectl, namespace, ["model/m1"], op)
+            assert resumed_at(op) is not None, op.log_tail()
+    finally:
+        kubectl("delete", "clusterkopfpeering", missing, "--ignore-not-found")
