@@ -260,6 +260,7 @@ def test_two_peered_operators_only_one_acts_and_the_other_takes_over(
         # A is alone: it reads the peering object, finds no one above it, and acts.
         wait_until(lambda: resumed_at(op_a) or not op_a.alive(), "A to start acting")
         assert op_a.alive(), op_a.log_tail()
+        wait_until(lambda: a.name in _peering_status(kubectl, peering), "A's keep-alive")
         with run_operator(instance, _env(b, peering)) as op_b:
             # B started later, so it ranks lower: it keeps alive beside A and waits.
             status = wait_until(
