@@ -21,8 +21,6 @@ from kaci.handlers.common import (
     instance_filter,
     model_name_of,
     now,
-    poke,
-    waiting_delay,
 )
 from kaci.modelsource import SourceNotReadyError
 from kaci.settings import get_settings
@@ -265,7 +263,6 @@ def reconcile_image(
     namespace: str | None,
     status: kopf.Status,
     logger: kopf.Logger,
-    retry: int,
     **_: Any,
 ) -> None:
     assert namespace is not None  # all three kinds are namespaced
@@ -294,8 +291,9 @@ def reconcile_image(
             str(e),
             state="Failed" if _is_failure(e.reason) else "NotStarted",
         )
-        missing = _is_failure(e.reason)
-        raise kopf.TemporaryError(str(e), delay=15 if missing else waiting_delay(retry)) from e
+        if not _is_failure(e.reason):
+            return  # on its way: the Model's next state wakes this Image (model.wake_images)
+        raise kopf.TemporaryError(str(e), delay=15) from e
 
     b = builder()
     context = imagerender.scoring_context(inputs)
@@ -380,17 +378,6 @@ def reconcile_image(
         buildLog=build_log,
     )
     kopf.info(body, reason="Succeeded", message=f"{image_name} version {version}: {location}")
+    # The Webservices deploying this image are woken by its new status
+    # (webservice.wake_webservices).
     logger.info(f"image {image_name} version {version} at {location}")
-    _poke_webservices(namespace, dict(body), image_name, content)
-
-
-def _poke_webservices(namespace: str, image: dict[str, Any], image_name: str, content: str) -> None:
-    owners = {
-        o["name"]
-        for o in image["metadata"].get("ownerReferences") or []
-        if o.get("kind") == "Webservice"
-    }
-    for ws in kube.list_custom("webservices", namespace):
-        ref = ws.get("spec", {}).get("image") or {}
-        if ws["metadata"]["name"] in owners or ref.get("name") == image_name:
-            poke("webservices", namespace, ws["metadata"]["name"], content[:16])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -81,9 +82,64 @@ def reconcile_model(
         ),
     )
     if is_new:
+        # The Images that use this model are woken by the new status (wake_images).
         kopf.info(body, reason="Registered", message=f"model {model_name} version {version}")
-        # Images that use the latest version of this model rebuild with it.
-        for image in kube.list_custom("images", namespace):
-            for m in image.get("spec", {}).get("models", []):
-                if m.get("name") == model_name and not m.get("version"):
-                    poke("images", namespace, image["metadata"]["name"], f"{model_name}:{version}")
+
+
+def wake_value(model: Mapping[str, Any], waiter: Mapping[str, Any]) -> str | None:
+    """The poke that makes an Image look at this Model again, or None (pure).
+
+    `waiter` is the Image as the index keeps it: name, the model versions it was built
+    with, the last poke it got. A new latest version wakes it (an Image waiting for its
+    first version, or one following the latest, rebuilds with it); so does a Model
+    refused for good (the Image then fails saying why); a Model on its way does not.
+    Each value is sent once."""
+    st = model.get("status") or {}
+    name = model_name_of(dict(model))
+    versions = [int(v["version"]) for v in st.get("versions") or []]
+    if versions:
+        latest = max(versions)
+        if [name, latest] in waiter["built"]:
+            return None
+        value = f"{name}:{latest}"
+    else:
+        ready = conditions.get(st.get("conditions"), "Ready")
+        if ready is None or ready.get("reason") != "BadSource":
+            return None
+        value = f"{name}:failed"
+    return None if value == waiter["poke"] else value
+
+
+@kopf.index(names.GROUP, names.VERSION, "images", labels=instance_filter())
+def images_by_model(
+    name: str,
+    namespace: str | None,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    annotations: kopf.Annotations,
+    **_: Any,
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, modelName) -> the Images built from it: who to wake."""
+    waiter = {
+        "name": name,
+        "built": [[m.get("name"), m.get("version")] for m in status.get("models") or []],
+        "poke": str(annotations.get(names.POKE_ANNOTATION, "")),
+    }
+    return {(namespace, str(m["name"])): waiter for m in spec.get("models") or []}
+
+
+@kopf.on.event(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+def wake_images(
+    body: kopf.Body,
+    namespace: str | None,
+    type: str,
+    images_by_model: kopf.Index[tuple[str | None, str], dict[str, Any]] | None = None,
+    **_: Any,
+) -> None:
+    """A Model changed (or was listed at start): wake the Images that use it."""
+    if type == "DELETED" or namespace is None or images_by_model is None:
+        return
+    for waiter in images_by_model.get((namespace, model_name_of(dict(body))), []):
+        value = wake_value(body, waiter)
+        if value is not None:
+            poke("images", namespace, waiter["name"], value)

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from kaci import conditions, kube, names, wsrender, wsstatus
-from kaci.handlers.common import image_name_of, instance, instance_filter, now, waiting_delay
+from kaci.handlers.common import image_name_of, instance, instance_filter, now, poke
 from kaci.settings import get_settings
 
 PLURAL = "webservices"
@@ -112,7 +112,6 @@ def reconcile_webservice(
     namespace: str | None,
     status: kopf.Status,
     logger: kopf.Logger,
-    retry: int,
     **_: Any,
 ) -> None:
     assert namespace is not None  # all three kinds are namespaced
@@ -149,13 +148,15 @@ def reconcile_webservice(
     else:
         image_name, want_version = sp["image"]["name"], sp["image"].get("version")
         image = find_image(namespace, image_name, want_version)
+    # Waiting for the image ends this reconcile: every change of the Image's state
+    # wakes this Webservice at once (wake_webservices below), instead of a retry later.
     if image is None:
         what = f"image {image_name}" + (f" version {want_version}" if want_version else "")
         msg = f"{what} not found in namespace {namespace}: create the Image first"
         _set_image(
             namespace, name, st, gen, _image_condition(False, "ImageNotFound", msg, gen), True
         )
-        raise kopf.TemporaryError(msg, delay=20)
+        return
     ist = image.get("status") or {}
     if ist.get("state") == "Failed":
         reason = next(
@@ -164,13 +165,13 @@ def reconcile_webservice(
         )
         msg = f"image {image_name} failed: {reason}"
         _set_image(namespace, name, st, gen, _image_condition(False, "ImageFailed", msg, gen), True)
-        raise kopf.TemporaryError(msg, delay=60)
+        return
     if ist.get("state") != "Succeeded" or not ist.get("imageLocation"):
         msg = f"waiting for image {image_name} ({ist.get('state') or 'NotStarted'})"
         _set_image(
             namespace, name, st, gen, _image_condition(False, "ImageBuilding", msg, gen), False
         )
-        raise kopf.TemporaryError(msg, delay=waiting_delay(retry))
+        return
 
     location = str(ist["imageLocation"])
     dc = dict(sp["deploymentConfig"])
@@ -285,3 +286,59 @@ def follow_children(namespace: str | None, labels: Mapping[str, str], **_: Any) 
     owner = labels.get(names.WEBSERVICE_LABEL)
     if owner and namespace:
         refresh_status(namespace, owner)
+
+
+def image_name_deployed(name: str, spec: Mapping[str, Any]) -> str:
+    """The imageName a Webservice deploys: spec.image's, else its own child Image's,
+    which carries the Webservice's name (child_specs) (pure)."""
+    ref = spec.get("image") or {}
+    return str(ref.get("name") or name)
+
+
+def wake_value(image: Mapping[str, Any], waiter: Mapping[str, str]) -> str | None:
+    """The poke that makes a Webservice look at its Image again, or None when it need
+    not (pure). `waiter` is the Webservice as the index keeps it: name, the image it
+    deploys now (location) and the last poke it got. The value names the Image's state
+    and content, so each change wakes it once; an image it deploys already wakes nothing."""
+    st = image.get("status") or {}
+    state = str(st.get("state") or "NotStarted")
+    if state == "Succeeded" and st.get("imageLocation") == waiter["location"]:
+        return None
+    value = f"{state}:{str(st.get('contentHash') or '')[:16]}"
+    return None if value == waiter["poke"] else value
+
+
+@kopf.index(names.GROUP, names.VERSION, PLURAL, labels=instance_filter())
+def webservices_by_image(
+    name: str,
+    namespace: str | None,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    annotations: kopf.Annotations,
+    **_: Any,
+) -> dict[tuple[str | None, str], dict[str, str]]:
+    """(namespace, imageName) -> the Webservices deploying it: who to wake."""
+    return {
+        (namespace, image_name_deployed(name, spec)): {
+            "name": name,
+            "location": str(status.get("imageLocation") or ""),
+            "poke": str(annotations.get(names.POKE_ANNOTATION, "")),
+        }
+    }
+
+
+@kopf.on.event(names.GROUP, names.VERSION, "images", labels=instance_filter())
+def wake_webservices(
+    body: kopf.Body,
+    namespace: str | None,
+    type: str,
+    webservices_by_image: kopf.Index[tuple[str | None, str], dict[str, str]] | None = None,
+    **_: Any,
+) -> None:
+    """An Image changed (or was listed at start): wake the Webservices deploying it."""
+    if type == "DELETED" or namespace is None or webservices_by_image is None:
+        return
+    for waiter in webservices_by_image.get((namespace, image_name_of(dict(body))), []):
+        value = wake_value(body, waiter)
+        if value is not None:
+            poke(PLURAL, namespace, waiter["name"], value)
