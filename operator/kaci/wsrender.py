@@ -89,11 +89,14 @@ def pod_template(
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "env": env,
                 "resources": {"requests": resources, "limits": dict(resources)},
+                # Probed every second from the start (no initial delay), so the Pod is
+                # Ready at most a second after init() ends; four misses in a row (a
+                # server busy with a long run()) take it out of the Service.
                 "readinessProbe": {
                     "httpGet": {"path": "/ready", "port": PORT},
-                    "periodSeconds": 2,
+                    "periodSeconds": 1,
                     "timeoutSeconds": 2,
-                    "failureThreshold": 2,
+                    "failureThreshold": 4,
                 },
                 # init() may take long (large models): liveness only checks the server
                 # loop answers, with a generous start.

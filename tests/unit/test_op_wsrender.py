@@ -45,6 +45,9 @@ def test_pod_is_guaranteed_and_restricted() -> None:
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 5001}
+    # Ready follows init() within a second: probed every second, no initial delay.
+    assert c["readinessProbe"]["periodSeconds"] == 1
+    assert "initialDelaySeconds" not in c["readinessProbe"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/", "port": 5001}
     assert "imagePullSecrets" not in spec
     assert template(pull="regcred")["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
