@@ -5,6 +5,7 @@ at the cluster itself, and model file names cannot escape the model folder."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import secrets
 import threading
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kaci import kube, modelsource, urlpolicy
 from kaci.azureml.core import Workspace
 from kaci.azureml.core.webservice import Webservice
+from kubernetes import config as k8s_config
 from test_faults_support import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
 from test_op_support import Operator, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
@@ -394,3 +397,40 @@ def test_model_file_names_cannot_escape(
     assert files.requests[before:] == []
     pods = kubectl("get", "pods", "-n", namespace, "-o", "name")
     assert pods.strip() == ""
+
+
+def test_url_policy_without_rbac_logs_once_and_keeps_the_settings(
+    local_cluster: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator with namespaced RBAC cannot read Endpoints, Nodes or all Pods: the
+    real API server answers 403, the policy says so once per read and goes on with
+    what the settings block (it neither fails every Model nor retries forever)."""
+    api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(local_cluster), context=CONTEXT
+    )
+    api.set_default_header("Impersonate-User", "system:serviceaccount:default:kaci-no-rbac")
+    monkeypatch.setattr(kube, "_api", api)
+    monkeypatch.setattr(modelsource, "_cluster_cache", None)
+    monkeypatch.setattr(modelsource, "_pod_cache", {})
+    monkeypatch.setattr(modelsource, "_warned", set())
+    caplog.set_level("WARNING", logger="kaci.modelsource")
+
+    found = modelsource.cluster_addresses()
+    # Only what the client itself knows: the address it talks to.
+    assert found.api_server == {(ipaddress.ip_address("127.0.0.1"), 6443)}
+    assert (found.api_hosts, found.nodes, found.pod_networks) == (frozenset(), frozenset(), ())
+    for host in ("10.88.7.1", "10.88.7.2"):
+        assert modelsource.is_pod_ip(ipaddress.ip_address(host)) is False
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3, warnings
+    assert all("HTTP 403" in w for w in warnings), warnings
+    # The Service range from the settings is still refused.
+    with pytest.raises(urlpolicy.URLRefusedError, match="cluster-internal network"):
+        urlpolicy.check_url(
+            "http://10.96.0.1/m.pkl",
+            urlpolicy.parse_networks("10.96.0.0/12"),
+            [],
+            cluster=found,
+            is_pod=modelsource.is_pod_ip,
+        )
+    api.close()
