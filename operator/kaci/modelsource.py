@@ -1,7 +1,8 @@
 """Fetch a Model's files from its source (the side-effect edge for models).
 
-ConfigMap keys (data and binaryData), an http(s) URL (checked by urlpolicy, with
-an optional sha256), an OCI image (read through the Docker Engine), or a path
+ConfigMap keys (data and binaryData), an http(s) URL (checked by urlpolicy against
+the settings and the cluster's own addresses, which are read here: API server
+endpoints, nodes, Pods; with an optional sha256), an OCI image (read through the Docker Engine), or a path
 on a PVC (read by a short-lived Pod that mounts the claim read-only; the files
 come back as a tar through the API server's exec stream).
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, cast
 
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as k8s_stream
 
@@ -141,6 +143,13 @@ def node_addresses() -> tuple[set[urlpolicy.Address], list[urlpolicy.Network]]:
     return addresses, sorted(set(networks), key=str)
 
 
+def _short(e: Exception) -> str:
+    """An API error in one line (ApiException's str() carries headers and body)."""
+    if isinstance(e, ApiException):
+        return f"HTTP {e.status} {e.reason}"
+    return str(e)
+
+
 def cluster_addresses() -> urlpolicy.ClusterAddresses:
     """The cluster's own addresses, read at most once per CLUSTER_CACHE_S."""
     global _cluster_cache
@@ -156,10 +165,10 @@ def cluster_addresses() -> urlpolicy.ClusterAddresses:
                 nodes=frozenset(nodes),
                 pod_networks=tuple(pod_networks),
             )
-        except (ApiException, OSError) as e:
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as e:
             raise SourceNotReadyError(
                 "ClusterLookupFailed",
-                f"cannot read the cluster's own addresses to check the model URL: {e}",
+                f"cannot read the cluster's own addresses to check the model URL: {_short(e)}",
             ) from e
         _cluster_cache = (time.monotonic() + CLUSTER_CACHE_S, found)
         return found
@@ -183,12 +192,12 @@ def is_pod_ip(addr: urlpolicy.Address) -> bool:
         except ApiException as e:
             if not _forbidden_or_missing(e, "Pods in all namespaces"):
                 raise SourceNotReadyError(
-                    "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {e}"
+                    "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {_short(e)}"
                 ) from e
             found = False
-        except OSError as e:
+        except (OSError, urllib3.exceptions.HTTPError) as e:
             raise SourceNotReadyError(
-                "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {e}"
+                "ClusterLookupFailed", f"cannot check whether {addr} is a Pod: {_short(e)}"
             ) from e
         for key in [k for k, (until, _) in _pod_cache.items() if until <= now]:
             del _pod_cache[key]
