@@ -4,6 +4,9 @@ Scoring image layers are ordered from the slowest-changing input to the fastest:
 base image, pip dependencies, the user's dockerSteps, kaci_runtime, the models,
 score.py. A change of score.py or of a model therefore reuses the dependency
 layer from the engine's cache.
+
+The dependencies are installed by INSTALL_SCRIPT: uv when the base image has it
+(kaci's does), pip otherwise, then bytecode compiled in parallel.
 """
 
 from __future__ import annotations
@@ -19,6 +22,46 @@ APP_DIR = "/var/azureml-app"
 MODELS_DIR = f"{APP_DIR}/azureml-models"
 RUNTIME_DIR = "/opt/kaci/runtime"
 PORT = 5001
+REQUIREMENTS = "/opt/kaci/requirements.txt"
+INSTALL = "/opt/kaci/install-requirements.sh"
+
+# Installs the requirements into the base image's Python (POSIX sh: any base image).
+# Measured on the MNIST requirements (numpy, scipy, scikit-learn) from the wheelhouse:
+# pip 16 s, of which 11 s compile bytecode one file at a time; uv 1.3 s plus a parallel
+# compile of 6 s. Bytecode is compiled at build time because Pods run read-only and
+# cannot keep .pyc files: without them every start compiles its imports again (+2.6 s
+# of CPU for scikit-learn, four times that at 0.25 cores). tests/ folders are left out
+# (nothing imports them when scoring; they would be compiled on import if something did).
+INSTALL_SCRIPT = f"""#!/bin/sh
+set -eu
+req={REQUIREMENTS}
+if python -m uv --version >/dev/null 2>&1; then
+  # uv reads no PIP_* variables: pass on those a base image sets for pip (the
+  # operator's own options, the arguments, come first and win, as with pip).
+  export UV_INDEX_URL="${{UV_INDEX_URL:-${{PIP_INDEX_URL:-}}}}"
+  export UV_FIND_LINKS="${{UV_FIND_LINKS:-${{PIP_FIND_LINKS:-}}}}"
+  [ -n "$UV_INDEX_URL" ] || unset UV_INDEX_URL
+  [ -n "$UV_FIND_LINKS" ] || unset UV_FIND_LINKS
+  case " $* " in
+    *" --no-index "*) ;;
+    *) case "${{PIP_NO_INDEX:-}}" in 1|[Tt]rue|[Yy]es|[Oo]n) set -- --no-index "$@" ;; esac ;;
+  esac
+  if NO_COLOR=1 python -m uv pip install --no-cache --python "$(command -v python)" "$@" \\
+    -r "$req"; then
+    installed=1
+  else
+    # pip again, for its own error message: the operator names a missing package from it.
+    echo "uv could not install the requirements; trying pip"
+  fi
+fi
+if [ -z "${{installed:-}}" ]; then
+  python -m pip install --no-cache-dir --no-compile "$@" -r "$req"
+fi
+libs=$(python -c 'import sysconfig as s; print(*{{s.get_path("purelib"), s.get_path("platlib")}})')
+# purelib and platlib (one folder or two): split on purpose
+# shellcheck disable=SC2086
+python -m compileall -q -j0 -x '/tests/' $libs
+"""
 
 
 @dataclass(frozen=True)
@@ -69,25 +112,14 @@ def _json(args: list[str]) -> str:
 
 
 def scoring_dockerfile(inp: ScoringImageInputs) -> str:
-    pip = " ".join(
-        [
-            "python",
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            *inp.pip.args(),
-            "-r",
-            "/opt/kaci/requirements.txt",
-        ]
-    )
+    install = " ".join(["sh", INSTALL, *inp.pip.args()])
     lines = [
         f"FROM {inp.base_image}",
         "USER root",
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
         "# Dependencies first: a score.py or model change reuses this layer.",
-        "COPY requirements.txt /opt/kaci/requirements.txt",
-        f"RUN {pip}",
+        "COPY requirements.txt install-requirements.sh /opt/kaci/",
+        f"RUN {install}",
     ]
     if inp.docker_steps.strip():
         lines.append("# dockerSteps (Azure's docker_file): with the dependencies, as root.")
@@ -113,6 +145,7 @@ def scoring_context(inp: ScoringImageInputs) -> dict[str, bytes]:
     files: dict[str, bytes] = {
         "Dockerfile": scoring_dockerfile(inp).encode(),
         "requirements.txt": ("\n".join(inp.requirements) + "\n").encode(),
+        "install-requirements.sh": INSTALL_SCRIPT.encode(),
         "score.py": inp.score_py,
     }
     for rel, data in inp.runtime_files.items():

@@ -184,7 +184,7 @@ def test_score_change_reuses_dependency_layer(
         imagerender.scoring_context(inp), tag_for(b, settings, inp, "reuse"), collect
     )
     assert built
-    pip_step = next(i for i, ln in enumerate(lines) if "RUN python -m pip install" in ln)
+    pip_step = next(i for i, ln in enumerate(lines) if "RUN sh /opt/kaci/install-req" in ln)
     assert "Using cache" in lines[pip_step + 1], lines[pip_step : pip_step + 3]
     score_step = next(i for i, ln in enumerate(lines) if "COPY score.py" in ln)
     assert "Using cache" not in lines[score_step + 1]
@@ -203,5 +203,5 @@ def test_missing_pip_package_is_named(
         b.ensure(imagerender.scoring_context(inp), tag_for(b, settings, inp, "badpip"))
     msg = str(err.value)
     assert "no-such-package-kaci-test" in msg
-    assert "RUN python -m pip install" in msg  # the step
+    assert "RUN sh /opt/kaci/install-requirements.sh" in msg  # the step
     assert "No matching distribution" in err.value.log_tail

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import tarfile
 
+import pytest
 from kaci import imagerender as ir
 
 
@@ -27,7 +30,8 @@ def test_dockerfile_layer_order_and_contract() -> None:
     idx = {
         key: next(i for i, ln in enumerate(lines) if ln.startswith(key))
         for key in (
-            "RUN python -m pip",
+            "COPY requirements.txt install-requirements.sh /opt/kaci/",
+            "RUN sh /opt/kaci/install-requirements.sh",
             "RUN echo hi",
             "COPY runtime/",
             "COPY --from=",
@@ -37,7 +41,8 @@ def test_dockerfile_layer_order_and_contract() -> None:
         )
     }
     assert list(idx.values()) == sorted(idx.values())
-    assert "--no-index --find-links /wheels" in lines[idx["RUN python -m pip"]]
+    install = lines[idx["RUN sh /opt/kaci/install-requirements.sh"]]
+    assert install.endswith("--no-index --find-links /wheels")
     assert (
         "COPY --from=reg/kaci-models/ns/m:abc / /var/azureml-app/azureml-models/sklearn_mnist/2/"
         in df
@@ -66,6 +71,7 @@ def test_context_holds_runtime_under_package_dir() -> None:
     assert set(ctx) == {
         "Dockerfile",
         "requirements.txt",
+        "install-requirements.sh",
         "score.py",
         "runtime/kaci_runtime/__init__.py",
         "runtime/kaci_runtime/server.py",
@@ -93,3 +99,26 @@ def test_tar_is_reproducible_and_complete() -> None:
         f = t.extractfile("Dockerfile")
         assert f is not None
         assert f.read() == b"FROM scratch\nCOPY files/ /\n"
+
+
+def test_install_script_uv_then_pip_then_parallel_bytecode() -> None:
+    script = ir.INSTALL_SCRIPT
+    # uv only when the base image has it; pip after any uv failure (its error names
+    # a missing package); bytecode for all but tests/, in parallel.
+    assert "if python -m uv --version" in script
+    uv = script.index("python -m uv pip install")
+    pip = script.index("python -m pip install --no-cache-dir --no-compile")
+    compile_ = script.index("python -m compileall -q -j0 -x '/tests/'")
+    assert uv < pip < compile_
+    # pip's index settings of a base image reach uv too
+    for var in ("PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_INDEX_URL"):
+        assert var in script
+
+
+def test_install_script_is_valid_posix_sh() -> None:
+    sh = shutil.which("dash") or shutil.which("sh")
+    assert sh is not None
+    subprocess.run([sh, "-n", "-c", ir.INSTALL_SCRIPT], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    subprocess.run(["shellcheck", "-s", "sh", "-"], input=ir.INSTALL_SCRIPT.encode(), check=True)
