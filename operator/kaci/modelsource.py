@@ -2,9 +2,9 @@
 
 ConfigMap keys (data and binaryData), an http(s) URL (checked by urlpolicy against
 the settings and the cluster's own addresses, which are read here: API server
-endpoints, nodes, Pods; with an optional sha256), an OCI image (read through the Docker Engine), or a path
-on a PVC (read by a short-lived Pod that mounts the claim read-only; the files
-come back as a tar through the API server's exec stream).
+endpoints, nodes, Pods; with an optional sha256), an OCI image (read through the
+Docker Engine), or a path on a PVC (read by a short-lived Pod that mounts the claim
+read-only; the files come back as a tar through the API server's exec stream).
 """
 
 from __future__ import annotations
