@@ -87,6 +87,6 @@ def test_registry_restarted_during_a_build(
             digest = got["imageLocation"].split("@", 1)[1]
             assert digest.startswith("sha256:")
         else:
-            assert ready["reason"] == "BuildError", ready
+            assert ready["reason"] == "BuildFailed", ready
             assert "push" in ready["message"] or "registry" in ready["message"], ready
         assert op.alive(), op.log_tail()
