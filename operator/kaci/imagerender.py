@@ -2,8 +2,9 @@
 
 Scoring image layers are ordered from the slowest-changing input to the fastest:
 base image, pip dependencies, the user's dockerSteps, kaci_runtime, the models,
-score.py. A change of score.py or of a model therefore reuses the dependency
-layer from the engine's cache.
+the image settings, score.py. A change of score.py or of a model therefore reuses
+the dependency layer from the engine's cache, and a score.py change rebuilds just
+its own step.
 
 The dependencies are installed by INSTALL_SCRIPT: uv when the base image has it
 (kaci's does), pip otherwise, then bytecode compiled in parallel.
@@ -124,11 +125,14 @@ def scoring_dockerfile(inp: ScoringImageInputs) -> str:
     if inp.docker_steps.strip():
         lines.append("# dockerSteps (Azure's docker_file): with the dependencies, as root.")
         lines += [ln for ln in inp.docker_steps.strip().splitlines()]
-    lines.append(f"COPY runtime/ {RUNTIME_DIR}/")
+    lines += [
+        f"COPY runtime/ {RUNTIME_DIR}/",
+        # Pods cannot write .pyc files (read-only): compiled here, once per runtime.
+        f"RUN python -m compileall -q {RUNTIME_DIR}",
+    ]
     for m in inp.models:
         lines.append(f"COPY --from={m.location} / {MODELS_DIR}/{m.name}/{m.version}/")
     lines += [
-        f"COPY score.py {APP_DIR}/score.py",
         f"ENV AZUREML_MODEL_DIR={model_dir_env(inp.models)} "
         f"AZUREML_ENTRY_SCRIPT={APP_DIR}/score.py "
         f"PYTHONPATH={RUNTIME_DIR} HOME=/tmp SERVER_PORT={PORT}",
@@ -136,6 +140,9 @@ def scoring_dockerfile(inp: ScoringImageInputs) -> str:
         "USER 1000:1000",
         f"EXPOSE {PORT}",
         "CMD " + _json(["python", "-m", "kaci_runtime", "--port", str(PORT)]),
+        # Last, so a score.py change rebuilds this one step only (COPY ignores USER:
+        # the file stays root's, readable by all).
+        f"COPY score.py {APP_DIR}/score.py",
     ]
     return "\n".join(lines) + "\n"
 

@@ -34,10 +34,11 @@ def test_dockerfile_layer_order_and_contract() -> None:
             "RUN sh /opt/kaci/install-requirements.sh",
             "RUN echo hi",
             "COPY runtime/",
+            "RUN python -m compileall -q /opt/kaci/runtime",
             "COPY --from=",
-            "COPY score.py",
             "USER 1000:1000",
             "CMD",
+            "COPY score.py",
         )
     }
     assert list(idx.values()) == sorted(idx.values())
@@ -50,7 +51,9 @@ def test_dockerfile_layer_order_and_contract() -> None:
     assert "AZUREML_MODEL_DIR=/var/azureml-app/azureml-models/sklearn_mnist/2 " in df
     assert "AZUREML_ENTRY_SCRIPT=/var/azureml-app/score.py" in df
     assert "PYTHONPATH=/opt/kaci/runtime" in df
-    assert lines[-1] == 'CMD ["python", "-m", "kaci_runtime", "--port", "5001"]'
+    assert lines[-2] == 'CMD ["python", "-m", "kaci_runtime", "--port", "5001"]'
+    # score.py last: a change of it rebuilds one step only
+    assert lines[-1] == "COPY score.py /var/azureml-app/score.py"
 
 
 def test_model_dir_rule_for_several_models() -> None:
