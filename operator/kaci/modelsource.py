@@ -14,8 +14,6 @@ import hashlib
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, cast
@@ -24,7 +22,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as k8s_stream
 
-from kaci import kube, urlpolicy
+from kaci import download, kube, urlpolicy
 from kaci.builder import Builder, files_from_tar
 from kaci.modelfiles import ModelFileError, check_name
 from kaci.settings import Settings
@@ -210,21 +208,16 @@ def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
     blocked = urlpolicy.parse_networks(settings.url_blocked_networks)
     allowed = urlpolicy.parse_networks(settings.url_allowed_networks)
     try:
-        urlpolicy.check_url(url, blocked, allowed, cluster=cluster_addresses(), is_pod=is_pod_ip)
+        addresses = urlpolicy.check_url(
+            url, blocked, allowed, cluster=cluster_addresses(), is_pod=is_pod_ip
+        )
     except urlpolicy.URLRefusedError as e:
         raise ModelFileError(f"model URL refused: {e}") from e
     name = src.get("fileName") or PurePosixPath(url.split("?", 1)[0].split("#", 1)[0]).name
     name = check_name(name or "model")
-    # Redirects are not followed: the target would escape the address check above.
-    opener = urllib.request.build_opener(_NoRedirect)
     try:
-        with opener.open(url, timeout=60) as resp:
-            data = resp.read(settings.max_model_bytes + 1)
-    except urllib.error.HTTPError as e:
-        raise SourceNotReadyError(
-            "DownloadFailed", f"downloading {url} failed: HTTP {e.code}"
-        ) from e
-    except (urllib.error.URLError, OSError) as e:
+        data = download.fetch(url, addresses[0], settings.max_model_bytes)
+    except download.DownloadError as e:
         raise SourceNotReadyError("DownloadFailed", f"downloading {url} failed: {e}") from e
     if len(data) > settings.max_model_bytes:
         raise ModelFileError(f"the file at {url} is larger than {settings.max_model_bytes} bytes")
@@ -237,11 +230,6 @@ def from_url(src: Mapping[str, Any], settings: Settings) -> dict[str, bytes]:
                 f"fix sha256 or the URL"
             )
     return {name: data}
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def from_pvc(

@@ -40,10 +40,13 @@ class Settings(BaseSettings):
     # Builds running at once (each is one Docker Engine build).
     max_parallel_builds: int = Field(default=2, gt=0)
 
-    # Model URLs: networks never downloaded from (besides loopback, link-local and the API
-    # server, always refused): the cluster's Service and Pod ranges (comma-separated CIDRs).
+    # Model URLs: networks never downloaded from, comma-separated CIDRs - the cluster's
+    # Service range (its API cannot tell it). Refused besides, read from the cluster or
+    # always: the API server, the nodes, the Pod network and Pod IPs, loopback, link-local
+    # (see kaci/urlpolicy.py).
     url_blocked_networks: str = "10.96.0.0/12"
-    # Networks allowed even so (e.g. "127.0.0.1/32" for a local test file server).
+    # Networks allowed even so (e.g. "127.0.0.1/32" for a local test file server); never
+    # the API server or a node.
     url_allowed_networks: str = ""
     # Largest total size of one model's files, in bytes (they pass through the operator).
     max_model_bytes: int = Field(default=1 << 30, gt=0)

@@ -21,7 +21,8 @@ unless the operator is configured to allow a network (`allowed_networks`, e.g.
 a local test file server on 127.0.0.1, or a model store run as a Pod on
 purpose). The API server and the nodes are refused even then: the allow list
 says where model stores are, and a control-plane host or kubelet never is one.
-Redirects are not followed.
+Redirects are not followed, and the download connects to an address checked
+here (kaci.download) rather than resolving the host again (DNS rebinding).
 
 What the cluster's own addresses are comes from the Kubernetes API (the edge in
 modelsource); this module only decides.
@@ -148,8 +149,12 @@ def check_url(
     resolve: Resolver = system_resolver,
     cluster: ClusterAddresses = ClusterAddresses(),
     is_pod: PodLookup = _no_pods,
-) -> None:
-    """Refuse the URL if any address its host resolves to is refused."""
+) -> list[str]:
+    """Refuse the URL if any address its host resolves to is refused; else the addresses.
+
+    The caller connects to one of the returned addresses instead of resolving the host
+    again, so a DNS answer that changes between check and download cannot slip past.
+    """
     host, port = check_syntax(url)
     blocked, allowed = list(blocked), list(allowed)
     try:
@@ -163,3 +168,4 @@ def check_url(
         if ip is None:
             raise URLRefusedError(f"host {host!r} resolved to {a!r}, not an IP address")
         check_address(ip, port, blocked, allowed, cluster, is_pod)
+    return [str(parse_address(a)) for a in addresses]
