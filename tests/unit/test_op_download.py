@@ -8,16 +8,16 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from kaci import download
 
 HOST = "kaci-pinned.invalid"  # never resolves: a download that resolves it again fails
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    seen: list[tuple[str, str]] = []
+    seen: ClassVar[list[tuple[str, str]]] = []
 
     def do_GET(self) -> None:
         Handler.seen.append((self.path, self.headers.get("Host", "")))
@@ -83,9 +83,11 @@ def test_nothing_listening_is_a_download_error(port: int) -> None:
 def tls_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", f"/CN={HOST}"]
-        + ["-addext", f"subjectAltName=DNS:{HOST}"],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={HOST}"),
+            *("-addext", f"subjectAltName=DNS:{HOST}"),
+        ],
         check=True,
         capture_output=True,
     )
@@ -104,5 +106,5 @@ def test_https_checks_the_certificate_against_the_url_host(tls_port: int) -> Non
 
 
 def test_https_refuses_a_certificate_for_another_name(tls_port: int) -> None:
-    with pytest.raises(download.DownloadError, match="(?i)certificate"):
+    with pytest.raises(download.DownloadError, match=r"(?i)certificate"):
         download.fetch(f"https://other.invalid:{tls_port}/model.bin", "127.0.0.1", 1000)
