@@ -24,10 +24,9 @@ import docker.errors
 from kubernetes import client as k8s_client
 from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
     StateRecorder,
-    factor_configmap,
     image,
-    model,
     own_daemon_pid,
+    ready_factor_model,
     registry_tags,
     webservice,
 )
@@ -70,16 +69,7 @@ def test_docker_engine_restarted_during_a_build(
     # A step long enough for the engine's stop to land inside it (its container is running).
     img["spec"]["dockerSteps"] = f"RUN echo {marker} && sleep 30"
     with run_operator(f"dkr-{secrets.token_hex(3)}") as op:
-        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(factor_configmap("factor")))
-        kubectl(
-            "apply",
-            "-n",
-            namespace,
-            "-f",
-            "-",
-            input=json.dumps(op.label(model("factor", {"configMap": {"name": "factor"}}))),
-        )
-        kubectl("wait", "--for=condition=Ready", "model/factor", "-n", namespace, "--timeout=300s")
+        ready_factor_model(kubectl, namespace, op.label)
 
         def status() -> dict[str, Any]:
             obj = json.loads(kubectl("get", "image", "slow", "-n", namespace, "-o", "json"))

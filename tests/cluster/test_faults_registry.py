@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
-    factor_configmap,
     image,
-    model,
+    ready_factor_model,
     registry_tags,
 )
 from test_op_support import run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -45,16 +44,7 @@ def test_registry_restarted_during_a_build(
     # A build step that takes a while, so the restart lands inside the build.
     img["spec"]["dockerSteps"] = f"RUN echo {marker} && sleep 8"
     with run_operator(f"reg-{secrets.token_hex(3)}") as op:
-        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(factor_configmap("factor")))
-        kubectl(
-            "apply",
-            "-n",
-            namespace,
-            "-f",
-            "-",
-            input=json.dumps(op.label(model("factor", {"configMap": {"name": "factor"}}))),
-        )
-        kubectl("wait", "--for=condition=Ready", "model/factor", "-n", namespace, "--timeout=300s")
+        ready_factor_model(kubectl, namespace, op.label)
         kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(op.label(img)))
 
         def state() -> str:

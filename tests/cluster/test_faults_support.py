@@ -51,6 +51,17 @@ def factor_configmap(name: str, factor: str = "2") -> dict[str, Any]:
     }
 
 
+def ready_factor_model(
+    kubectl: Callable[..., str], namespace: str, label: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """The ConfigMap `factor` and a Model `factor` made from it (labelled by `label`, for
+    the test's own operator), waited for until Ready."""
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(factor_configmap("factor")))
+    doc = label(model("factor", {"configMap": {"name": "factor"}}))
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+    kubectl("wait", "--for=condition=Ready", "model/factor", "-n", namespace, "--timeout=300s")
+
+
 def model(name: str, source: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
