@@ -22,12 +22,6 @@ def instance_filter() -> dict[str, Any]:
     return {names.INSTANCE_LABEL: instance() or kopf.ABSENT}
 
 
-def waiting_delay(retry: int) -> float:
-    """Seconds before looking again at a dependency that is on its way (a build, a model
-    being stored): soon at first, then less often, at most every 10 s."""
-    return float(min(2 + retry, 10))
-
-
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -38,7 +32,10 @@ def builder() -> Builder:
 
 
 def poke(plural: str, namespace: str, name: str, value: str) -> None:
-    """Make kopf re-run a dependent object's reconcile: an annotation change is a change."""
+    """Make kopf re-run a waiting object's reconcile at once: an annotation change is a
+    change. (A dependency on its way is never polled: the waiter's reconcile ends, and
+    its dependency's next state pokes it; see webservice.wake_webservices and
+    model.wake_images.)"""
     kube.patch_annotations(plural, namespace, name, {names.POKE_ANNOTATION: value})
 
 
