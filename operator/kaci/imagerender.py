@@ -47,8 +47,10 @@ if python -m uv --version >/dev/null 2>&1; then
     *" --no-index "*) ;;
     *) case "${{PIP_NO_INDEX:-}}" in 1|[Tt]rue|[Yy]es|[Oo]n) set -- --no-index "$@" ;; esac ;;
   esac
-  if NO_COLOR=1 python -m uv pip install --no-cache --python "$(command -v python)" "$@" \\
-    -r "$req"; then
+  # unsafe-best-match: the highest version across all indexes, as pip picks (uv's
+  # default takes the first index that has the package).
+  if NO_COLOR=1 python -m uv pip install --no-cache --index-strategy unsafe-best-match \\
+    --python "$(command -v python)" "$@" -r "$req"; then
     installed=1
   else
     # pip again, for its own error message: the operator names a missing package from it.
