@@ -113,7 +113,19 @@ def _pod_problem(pod: Obj, memory_gb: Any, logs: Mapping[str, str]) -> Verdict |
             else:
                 msg += ": init() in score.py probably raised; see the Pod's logs"
             return Verdict(state, False, "ContainerFailed", msg, "ContainerFailed")
-        if waiting.get("reason") in ("CreateContainerConfigError", "CreateContainerError"):
+        if waiting.get("reason") == "CreateContainerConfigError":
+            # The only config a scoring container reads is kaci's own keys Secret, which
+            # the operator creates: this is the kubelet's Secret cache catching up ("failed
+            # to sync secret cache", seen on a busy node), and the kubelet tries again.
+            # Failed would make `wait_for_deployment` give up on a Pod about to start.
+            return Verdict(
+                "Transitioning",
+                False,
+                "CreateContainerConfigError",
+                "the kubelet could not create the container yet, it tries again: "
+                f"{waiting.get('message', '')}",
+            )
+        if waiting.get("reason") == "CreateContainerError":
             return Verdict(
                 "Failed",
                 False,
@@ -143,11 +155,12 @@ def verdict(
         problem = _pod_problem(pod, memory_gb, logs)
         if problem:
             if old_ready:
+                how = "failed" if problem.code else "is not ready yet"
                 return Verdict(
                     problem.state,
                     False,
                     problem.reason,
-                    f"the new revision failed, the previous one still serves requests: "
+                    f"the new revision {how}, the previous one still serves requests: "
                     f"{problem.message}",
                     problem.code,
                 )

@@ -85,6 +85,21 @@ def test_pull_error_and_unschedulable() -> None:
     assert "Insufficient cpu" in v.message
 
 
+def test_a_secret_cache_not_synced_yet_is_transitioning_not_failed() -> None:
+    msg = "failed to sync secret cache: timed out waiting for the condition"
+    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": msg}}
+    v = ws.verdict(DEP, [pod(**cs(waiting))], H, 1, {})
+    assert (v.state, v.pod_ready, v.code) == ("Transitioning", False, None)
+    assert v.reason == "CreateContainerConfigError"
+    assert msg in v.message
+    v = ws.verdict(DEP, [pod("old", "h0", ready=True), pod(**cs(waiting))], H, 1, {})
+    assert v.state == "Transitioning"
+    assert "the new revision is not ready yet, the previous one still serves" in v.message
+    broken = {"waiting": {"reason": "CreateContainerError", "message": "no such file"}}
+    v = ws.verdict(DEP, [pod(**cs(broken))], H, 1, {})
+    assert (v.state, v.code) == ("Failed", "CreateContainerError")
+
+
 def test_failed_new_revision_while_old_serves() -> None:
     bad = pod(**cs({"waiting": {"reason": "ErrImagePull"}}))
     v = ws.verdict(DEP, [pod("old", "h0", ready=True), bad], H, 1, {})
