@@ -49,6 +49,10 @@ def apps() -> client.AppsV1Api:
     return client.AppsV1Api(api())
 
 
+def discovery() -> client.DiscoveryV1Api:
+    return client.DiscoveryV1Api(api())
+
+
 def custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api())
 

@@ -186,14 +186,40 @@ def pod_ready_condition(v: Verdict, generation: int) -> conditions.Condition:
     return conditions.condition("PodReady", v.pod_ready, v.reason, v.message, generation)
 
 
-def service_condition(service: Obj | None, generation: int) -> conditions.Condition:
+def has_ready_endpoint(endpoint_slices: Sequence[Obj]) -> bool:
+    """Whether the Service's EndpointSlices list a ready Pod: what clients reach through
+    it (kube-proxy and the API server's service proxy follow them, a moment after the
+    Pod turns Ready). An endpoint without a ready condition counts as ready (API rule)."""
+    return any(
+        (ep.get("conditions") or {}).get("ready") is not False and ep.get("addresses")
+        for s in endpoint_slices
+        for ep in s.get("endpoints") or []
+    )
+
+
+def service_condition(
+    service: Obj | None, endpoint_slices: Sequence[Obj] | None, generation: int
+) -> conditions.Condition:
+    """ServiceReady: the Service exists and routes to a ready Pod (endpoint_slices None:
+    not known, e.g. no right to read them, so the Service's existence decides)."""
     if service is None:
         return conditions.condition(
             "ServiceReady", False, "Creating", "creating the Service", generation
         )
-    return conditions.condition(
-        "ServiceReady", True, "ServiceReady", "the Service is in place", generation
+    if endpoint_slices is not None and not has_ready_endpoint(endpoint_slices):
+        return conditions.condition(
+            "ServiceReady",
+            False,
+            "NoReadyEndpoint",
+            "the Service does not route to a ready scoring Pod yet",
+            generation,
+        )
+    message = (
+        "the Service is in place"
+        if endpoint_slices is None
+        else "the Service routes to a ready scoring Pod"
     )
+    return conditions.condition("ServiceReady", True, "ServiceReady", message, generation)
 
 
 def status(
@@ -204,6 +230,7 @@ def status(
     service: Obj | None,
     old_conditions: Sequence[Mapping[str, Any]] | None,
     now: str,
+    endpoint_slices: Sequence[Obj] | None = None,
 ) -> dict[str, Any]:
     """The status fields that follow the Pods: state, error, conditions."""
     pod_cond = (
@@ -213,7 +240,7 @@ def status(
             "PodReady", False, "WaitingForImage", "waiting for the image", generation
         )
     )
-    svc_cond = service_condition(service, generation)
+    svc_cond = service_condition(service, endpoint_slices, generation)
     parts = [image_ready, pod_cond, svc_cond]
     ready = conditions.ready(parts, generation)
     if image_failed:

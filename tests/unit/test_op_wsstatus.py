@@ -130,6 +130,37 @@ def test_status_conditions_and_ready() -> None:
     assert not conditions.is_true(st["conditions"], "Ready")
 
 
+def endpoint_slice(*readiness: bool | None) -> dict[str, Any]:
+    eps = []
+    for i, ready in enumerate(readiness):
+        ep: dict[str, Any] = {"addresses": [f"10.88.0.{i + 2}"]}
+        if ready is not None:
+            ep["conditions"] = {"ready": ready}
+        eps.append(ep)
+    return {"metadata": {"name": "w-abc"}, "endpoints": eps}
+
+
+def test_ready_only_once_the_service_routes_to_a_ready_pod() -> None:
+    img = conditions.condition("ImageReady", True, "ImageReady", "", 2)
+    svc = {"metadata": {"name": "w"}}
+    v = ws.verdict(DEP, [pod(ready=True)], H, 1, {})
+    # The Pod is Ready, but the EndpointSlice controller has not listed it yet.
+    for slices in ([], [{"metadata": {"name": "w-abc"}}], [endpoint_slice(False)]):
+        st = ws.status(2, img, False, v, svc, None, "T", endpoint_slices=slices)
+        assert st["state"] == "Transitioning", slices
+        assert not conditions.is_true(st["conditions"], "Ready")
+        service = conditions.get(st["conditions"], "ServiceReady")
+        assert service is not None
+        assert service["reason"] == "NoReadyEndpoint"
+    # Listed and ready (a missing ready condition means ready, the API's rule).
+    for slices in ([endpoint_slice(False, True)], [endpoint_slice(None)]):
+        st = ws.status(2, img, False, v, svc, None, "T", endpoint_slices=slices)
+        assert st["state"] == "Healthy", slices
+        assert conditions.is_true(st["conditions"], "Ready")
+    # An endpoint without addresses routes nowhere.
+    assert not ws.has_ready_endpoint([{"endpoints": [{"addresses": [], "conditions": {}}]}])
+
+
 def test_one_restart_is_unhealthy_a_crash_loop_is_failed() -> None:
     killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
     # the kubelet restarted the container once (a killed process): Unhealthy, not Failed

@@ -81,6 +81,11 @@ Webservice's children: owner references let the garbage collector do that.
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create]
+# A Webservice is Ready once its Service's EndpointSlices list a ready Pod (what
+# clients reach); watched to notice that moment.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
 # A Webservice's Service and its <name>-keys Secret (authEnabled).
 - apiGroups: [""]
   resources: [services, secrets]

@@ -4,15 +4,19 @@ a Service and the keys Secret; status follows the Deployment and its Pods."""
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from kaci import conditions, kube, names, wsrender, wsstatus
 from kaci.handlers.common import image_name_of, instance, instance_filter, now, poke
 from kaci.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 PLURAL = "webservices"
 
@@ -246,11 +250,42 @@ def refresh_status(namespace: str, name: str) -> None:
         "observedGeneration": gen,
     }
     new = wsstatus.status(
-        gen, img, False, v, ser(svc) if svc is not None else None, st.get("conditions"), now()
+        gen,
+        img,
+        False,
+        v,
+        ser(svc) if svc is not None else None,
+        st.get("conditions"),
+        now(),
+        endpoint_slices=_endpoint_slices(namespace, name) if svc is not None else None,
     )
     if _same(st, new):
         return
     _patch(namespace, name, new)
+
+
+def _endpoint_slices(namespace: str, service: str) -> list[dict[str, Any]] | None:
+    """The Service's EndpointSlices; None when they cannot be read (no RBAC for them:
+    then the Service's existence stands for ServiceReady, as its message says)."""
+    try:
+        slices = kube.discovery().list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}"
+        )
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        if namespace not in _slices_forbidden:
+            _slices_forbidden.add(namespace)
+            log.warning(
+                "cannot list EndpointSlices in %s (HTTP 403): ServiceReady there means "
+                "the Service exists, not that it routes to the Pod yet",
+                namespace,
+            )
+        return None
+    return [kube.to_json(s) for s in slices.items]
+
+
+_slices_forbidden: set[str] = set()
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -281,6 +316,14 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 )
 @kopf.on.event(
     "", "v1", "pods", labels={"app.kubernetes.io/name": "kaci-webservice", **instance_filter()}
+)
+# EndpointSlices carry their Service's labels (the EndpointSlice controller copies
+# them): a Pod becoming an endpoint makes the Webservice Ready (ServiceReady).
+@kopf.on.event(
+    "discovery.k8s.io",
+    "v1",
+    "endpointslices",
+    labels={"app.kubernetes.io/name": "kaci-webservice", **instance_filter()},
 )
 def follow_children(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     owner = labels.get(names.WEBSERVICE_LABEL)
