@@ -264,6 +264,10 @@ def refresh_status(namespace: str, name: str) -> None:
     _patch(namespace, name, new)
 
 
+# Namespaces where EndpointSlices may not be read (said once each).
+_slices_forbidden: set[str] = set()
+
+
 def _endpoint_slices(namespace: str, service: str) -> list[dict[str, Any]] | None:
     """The Service's EndpointSlices; None when they cannot be read (no RBAC for them:
     then the Service's existence stands for ServiceReady, as its message says)."""
@@ -283,9 +287,6 @@ def _endpoint_slices(namespace: str, service: str) -> list[dict[str, Any]] | Non
             )
         return None
     return [kube.to_json(s) for s in slices.items]
-
-
-_slices_forbidden: set[str] = set()
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
