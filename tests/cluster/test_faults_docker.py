@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     own_daemon_pid,
     ready_factor_model,
     registry_tags,
+    start_docker_and_registry,
     webservice,
 )
 from test_op_support import first_score, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -44,17 +44,6 @@ def _build_step_running(docker_client: docker.DockerClient, marker: str) -> bool
     except docker.errors.DockerException:
         return False
     return any(marker in " ".join(c.attrs.get("Args") or []) for c in running)
-
-
-def _restart_dockerd() -> None:
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "cluster.sh"), "docker"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_docker_engine_restarted_during_a_build(
@@ -94,7 +83,7 @@ def test_docker_engine_restarted_during_a_build(
                     every_s=0.5,
                 )
             finally:
-                _restart_dockerd()  # whatever happened: the engine is everyone's
+                start_docker_and_registry()  # whatever happened: the engine is everyone's
 
             def settled() -> str | None:
                 state = status().get("state")

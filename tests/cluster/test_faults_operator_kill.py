@@ -24,6 +24,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     image,
     model,
     registry_tags,
+    wait_ready_or_explain,
     webservice,
 )
 from test_op_support import INSTANCE_LABEL, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -124,19 +125,7 @@ def test_operator_sigkilled_while_deploying_converges(
     _kill_cycles(instance, rng, KILLS_WHILE_DEPLOYING, 1.0, 6.0)
 
     with run_operator(instance) as op:
-        try:
-            kubectl(
-                "wait",
-                "--for=condition=Ready",
-                *kaci_objects,
-                "-n",
-                namespace,
-                "--timeout=600s",
-                timeout=700,
-            )
-        except Exception as e:
-            state = kubectl("get", "kaci,deploy,pods", "-n", namespace, "-o", "wide")
-            raise AssertionError(f"{e}\n{state}\n{op.log_tail()}") from e
+        wait_ready_or_explain(kubectl, namespace, kaci_objects, op)
 
         # Nothing lost, nothing extra: exactly the objects applied and their children.
         names = kubectl("get", "models,images,webservices", "-n", namespace, "-o", "name")

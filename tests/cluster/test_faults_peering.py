@@ -30,7 +30,12 @@ from typing import Any
 
 import pytest
 import yaml
-from test_faults_support import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
+from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+    factor_configmap,
+    model,
+    wait_ready_or_explain,
+    webservice,
+)
 from test_op_support import INSTANCE_LABEL, Operator, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
 from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
 
@@ -221,23 +226,6 @@ def _apply(kubectl: Kubectl, namespace: str, instance: str, docs: list[dict[str,
     kubectl("apply", "-n", namespace, "-f", "-", input="\n".join(json.dumps(d) for d in docs))
 
 
-def _wait_ready(kubectl: Kubectl, namespace: str, objects: list[str], *ops: Operator) -> None:
-    try:
-        kubectl(
-            "wait",
-            "--for=condition=Ready",
-            *objects,
-            "-n",
-            namespace,
-            "--timeout=600s",
-            timeout=700,
-        )
-    except Exception as e:
-        state = kubectl("get", "kaci,deploy,pods", "-n", namespace, "-o", "wide")
-        logs = "\n".join(f"--- {op.instance} {op.log_path}\n{op.log_tail()}" for op in ops)
-        raise AssertionError(f"{e}\n{state}\n{logs}") from e
-
-
 def _peering_status(kubectl: Kubectl, peering: str) -> dict[str, Any]:
     obj = json.loads(kubectl("get", "clusterkopfpeering", peering, "-o", "json"))
     status: dict[str, Any] = obj.get("status") or {}
@@ -277,7 +265,7 @@ def test_two_peered_operators_only_one_acts_and_the_other_takes_over(
             ]
             _apply(kubectl, namespace, instance, before)
             objects = ["model/m1", "model/m2", "image/svc1", "webservice/svc1"]
-            _wait_ready(kubectl, namespace, objects, op_a, op_b)
+            wait_ready_or_explain(kubectl, namespace, objects, op_a, op_b)
 
             events = audit.events({a.username, b.username})
             by_a = [e for e in events if e["user"]["username"] == a.username]
@@ -307,7 +295,7 @@ def test_two_peered_operators_only_one_acts_and_the_other_takes_over(
                 webservice("svc2", {"models": [{"name": "m3"}]}, marker),
             ]
             _apply(kubectl, namespace, instance, after)
-            _wait_ready(
+            wait_ready_or_explain(
                 kubectl,
                 namespace,
                 [*objects, "model/m3", "image/svc2", "webservice/svc2"],
@@ -380,7 +368,7 @@ def test_missing_peering_object_is_reported_and_waited_for(
                     }
                 ),
             )
-            _wait_ready(kubectl, namespace, ["model/m1"], op)
+            wait_ready_or_explain(kubectl, namespace, ["model/m1"], op)
             assert resumed_at(op) is not None, op.log_tail()
     finally:
         kubectl("delete", "clusterkopfpeering", missing, "--ignore-not-found")

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     image,
     ready_factor_model,
     registry_tags,
+    start_docker_and_registry,
 )
 from test_op_support import run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
 from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
@@ -55,14 +55,7 @@ def test_registry_restarted_during_a_build(
         pid = _registry_pid()
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not Path(f"/proc/{pid}").exists() or None, "the registry to stop")
-        proc = subprocess.run(
-            [str(ROOT / "hack" / "cluster.sh"), "docker"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        start_docker_and_registry()
 
         final = wait_until(
             lambda: state() if state() in ("Succeeded", "Failed") else None,

@@ -9,11 +9,12 @@ new: builds take seconds, and a test can afford a fresh image (a fresh `marker`)
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
@@ -170,3 +171,43 @@ def own_daemon_pid(cluster_dir: Path, name: str) -> int:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     assert f"{cluster_dir}/" in cmdline, f"pid {pid} is not this clone's {name}: {cmdline}"
     return pid
+
+
+def start_docker_and_registry() -> None:
+    """`hack/cluster.sh docker`: start the clone's Docker engine and registry again."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [str(root / "hack" / "cluster.sh"), "docker"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+class OperatorLog(Protocol):
+    instance: str
+
+    def log_tail(self, lines: int = 80) -> str: ...
+
+
+def wait_ready_or_explain(
+    kubectl: Callable[..., str], namespace: str, objects: list[str], *ops: OperatorLog
+) -> None:
+    """`kubectl wait --for=condition=Ready` on the objects; on a timeout, fail with the
+    namespace's kaci objects, Deployments and Pods and the operators' log tails."""
+    try:
+        kubectl(
+            "wait",
+            "--for=condition=Ready",
+            *objects,
+            "-n",
+            namespace,
+            "--timeout=600s",
+            timeout=700,
+        )
+    except Exception as e:
+        state = kubectl("get", "kaci,deploy,pods", "-n", namespace, "-o", "wide")
+        tails = "\n".join(f"--- operator {op.instance}\n{op.log_tail()}" for op in ops)
+        raise AssertionError(f"{e}\n{state}\n{tails}") from e
