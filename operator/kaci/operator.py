@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import getpass
 import logging
+import os
 import secrets
+import socket
 import sys
 import time
+from typing import Any
 
 import kopf
 
 import kaci.handlers  # noqa: F401  (registers the handlers)
+from kaci.handlers import leader
 from kaci.settings import Settings, get_settings
 
 logger = logging.getLogger("kaci.operator")
@@ -81,10 +87,26 @@ def kopf_settings(
     return settings
 
 
+def own_identity() -> str:
+    """This process's name among the peers: the Pod's name in a cluster (POD_ID, as
+    kopf reads it), else user@host/start-time/random. kaci knows it, so its work queue
+    can tell whether this process leads (handlers.leader)."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
+    return f"{getpass.getuser()}@{socket.gethostname()}/{started}/{secrets.token_hex(3)}"
+
+
+def kopf_identity(identity: str) -> Any:
+    """kopf types its identity as a NewType of str: a str is one at run time."""
+    return identity
+
+
 def warn_if_peering_objects_missing(name: str, namespaces: list[str]) -> None:
     """kopf does not create its peering object and, with mandatory peering, stays paused
     without a word (at INFO) while it is missing: say so once, at start."""
-    from kaci import kube  # the Kubernetes client only when peering
+    from kaci.edges import kube  # the Kubernetes client only when peering
 
     custom = kube.custom()
     where_all: list[str | None] = [*namespaces] or [None]
@@ -164,9 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         started_ns=time.time_ns(),
         tiebreak=secrets.randbelow(TIEBREAK),
     )
+    identity = own_identity()
     if settings.peering.standalone:
+        leader.configure(None)
         logger.info("standalone (no peering): run no other operator for these objects")
     else:
+        leader.configure(
+            leader.Peering(
+                settings.peering.name, identity, settings.peering.priority, tuple(args.namespace)
+            )
+        )
         warn_if_peering_objects_missing(settings.peering.name, list(args.namespace))
         kind = "ClusterKopfPeering" if clusterwide else "KopfPeering (in each namespace)"
         logger.info(
@@ -182,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             clusterwide=clusterwide,
             namespaces=list(args.namespace),
             settings=settings,
+            identity=kopf_identity(identity),
             liveness_endpoint=args.liveness,
         )
     )

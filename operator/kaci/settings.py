@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     # default_base_image when unset.
     helper_image: str | None = None
 
+    # Passes running at once (threads; a build holds one for its length).
+    max_workers: int = Field(default=16, gt=0)
+    # Every object is looked at again once per this many seconds, spread over the
+    # period: the safety net under every wake-up. A pass that changes nothing makes
+    # no API request, so this costs CPU, not API server load.
+    resync_s: int = Field(default=600, ge=10)
+
     # Handle only objects labelled kaci.dev/operator=<this>; when unset, only objects
     # without that label. Lets a test or canary operator run beside the main one.
     operator_instance: str | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kaci import modelfiles
+from kaci.render import modelfiles
 from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
     Operator,
     as_stdin,

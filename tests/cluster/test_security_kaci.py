@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kaci import kube, modelsource, urlpolicy
 from kaci.azureml.core import Workspace
 from kaci.azureml.core.webservice import Webservice
+from kaci.edges import kube, urlpolicy
+from kaci.edges import sources as modelsource
 from kubernetes import config as k8s_config
 from test_faults_support import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
 from test_op_support import Operator, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -413,7 +414,7 @@ def test_url_policy_without_rbac_logs_once_and_keeps_the_settings(
     monkeypatch.setattr(modelsource, "_cluster_cache", None)
     monkeypatch.setattr(modelsource, "_pod_cache", {})
     monkeypatch.setattr(modelsource, "_warned", set())
-    caplog.set_level("WARNING", logger="kaci.modelsource")
+    caplog.set_level("WARNING", logger="kaci.edges.sources")
 
     found = modelsource.cluster_addresses()
     # Only what the client itself knows: the address it talks to.

@@ -19,10 +19,11 @@ import joblib
 import numpy as np
 import pytest
 import requests
-from kaci import conda, imagerender, modelfiles, names
-from kaci.builder import Builder, BuildError
-from kaci.buildlog import BuildLog
-from kaci.handlers.image import runtime_files, runtime_requirements
+from kaci.edges.builder import Builder, BuildError
+from kaci.edges.buildlog import BuildLog
+from kaci.reconcile.image import runtime_files, runtime_requirements
+from kaci.render import conda, modelfiles, names
+from kaci.render import image as imagerender
 from kaci.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

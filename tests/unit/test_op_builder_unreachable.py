@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kaci import imagerender
-from kaci.builder import Builder, EngineUnavailableError, build_outcome
+from kaci.edges.builder import Builder, EngineUnavailableError, build_outcome
+from kaci.render import image as imagerender
 from kaci.settings import Settings
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kaci.buildlog import BuildLog, explain_failure
+from kaci.edges.buildlog import BuildLog, explain_failure
 
 
 def test_pip_missing_package_named_with_step() -> None:

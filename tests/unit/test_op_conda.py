@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from kaci import conda
+from kaci.render import conda
 
 
 def test_azure_myenv_with_pip_and_conda_lists() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kaci import conditions as c
+from kaci.status import conditions as c
 
 
 def test_ready_takes_first_part_not_true() -> None:

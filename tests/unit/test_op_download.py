@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from kaci import download
+from kaci.edges import download
 
 HOST = "kaci-pinned.invalid"  # never resolves: a download that resolves it again fails
 

@@ -6,7 +6,7 @@ import subprocess
 import tarfile
 
 import pytest
-from kaci import imagerender as ir
+from kaci.render import image as ir
 
 
 def inputs(**kw: object) -> ir.ScoringImageInputs:

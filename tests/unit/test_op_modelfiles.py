@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kaci import modelfiles as mf
+from kaci.render import modelfiles as mf
+from kaci.status.model import next_version
 
 
 @pytest.mark.parametrize(
@@ -40,9 +41,9 @@ def test_digest_ignores_insertion_order(files: dict[str, bytes]) -> None:
 
 
 def test_next_version() -> None:
-    assert mf.next_version([], "sha256:a", None) == (1, True)
+    assert next_version([], "sha256:a", None) == (1, True)
     hist = [{"version": 1, "digest": "sha256:a"}, {"version": 2, "digest": "sha256:b"}]
-    assert mf.next_version(hist, "sha256:b", "sha256:b") == (2, False)
-    assert mf.next_version(hist, "sha256:c", "sha256:b") == (3, True)
+    assert next_version(hist, "sha256:b", "sha256:b") == (2, False)
+    assert next_version(hist, "sha256:c", "sha256:b") == (3, True)
     # back to older content is still a change: a new version, as Azure registers it
-    assert mf.next_version(hist, "sha256:a", "sha256:b") == (3, True)
+    assert next_version(hist, "sha256:a", "sha256:b") == (3, True)

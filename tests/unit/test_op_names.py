@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from kaci import names
+from kaci.render import names
 
 
 def test_repo_component_lowercases_and_keeps_names_apart() -> None:

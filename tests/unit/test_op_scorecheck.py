@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kaci.scorecheck import problem
+from kaci.render.scorecheck import problem
 
 
 def test_good_script() -> None:

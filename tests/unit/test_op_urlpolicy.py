@@ -4,7 +4,7 @@ import ipaddress
 import re
 
 import pytest
-from kaci import urlpolicy as up
+from kaci.edges import urlpolicy as up
 
 BLOCKED = up.parse_networks("10.96.0.0/12,10.0.0.1/32")
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from kaci import names
-from kaci import wsrender as r
+from kaci import api
+from kaci.render import webservice as r
 
 OWNER = {
     "apiVersion": "kaci.dev/v1alpha1",
@@ -75,7 +75,7 @@ def test_deployment_rolls_without_downtime() -> None:
     d = r.deployment("w", "ns", OWNER, template())
     assert d["spec"]["replicas"] == 1
     assert d["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
-    assert d["spec"]["selector"]["matchLabels"] == {names.WEBSERVICE_LABEL: "w"}
+    assert d["spec"]["selector"]["matchLabels"] == {api.WEBSERVICE_LABEL: "w"}
     assert d["metadata"]["ownerReferences"] == [OWNER]
     assert d["metadata"]["labels"]["app.kubernetes.io/instance"] == "w"
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaci import conditions, names
-from kaci import wsstatus as ws
+from kaci import api
+from kaci.status import conditions
+from kaci.status import webservice as ws
 
 H = "hash1"
 DEP: dict[str, Any] = {"metadata": {"name": "w"}}
@@ -13,7 +14,7 @@ def pod(name: str = "p", h: str = H, ready: bool = False, **status: Any) -> dict
     conds = [{"type": "Ready", "status": "True" if ready else "False"}]
     conds += status.pop("conditions", [])
     return {
-        "metadata": {"name": name, "annotations": {names.TEMPLATE_HASH_ANNOTATION: h}},
+        "metadata": {"name": name, "annotations": {api.TEMPLATE_HASH_ANNOTATION: h}},
         "status": {"conditions": conds, **status},
     }
 

@@ -1,4 +1,8 @@
-"""kopf handlers for Model, Image and Webservice (`kopf run -m kaci.handlers`)."""
+"""kopf handlers for Model, Image and Webservice (`kopf run -m kaci.handlers`).
+
+Only wiring: indexes and event handlers (handlers.wiring) feed a work queue
+(handlers.queue) whose passes (handlers.runner) run each kind's reconcile.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,22 @@ from typing import Any
 
 import kopf
 
-from kaci import kube
-from kaci.handlers import image, model, webservice
+from kaci.edges import kube
+from kaci.handlers import wiring
 
-__all__ = ["image", "model", "webservice"]
+__all__ = ["wiring"]
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # kopf's own bookkeeping goes into annotations under a prefix of its own, never
-    # into status (the CRD schemas describe status exactly) and never under kaci.dev/,
-    # whose annotations (the dependency poke) must count as changes.
+    # kopf keeps no state of ours: kaci has no change handlers (only events and
+    # indexes), so kopf writes no progress or diff-base annotations. Its prefix stays
+    # its own, never under kaci.dev/, should a handler that needs one appear.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.kaci.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="kopf.kaci.dev", key="last-handled-configuration"
     )
     settings.persistence.finalizer = "kopf.kaci.dev/finalizer"
     settings.posting.level = logging.INFO
-    # Builds and fetches run in sync handlers, in kopf's thread pool.
-    settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     kube.load()

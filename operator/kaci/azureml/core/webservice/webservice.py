@@ -546,7 +546,7 @@ class Webservice:
         self._wait_keys_live(timeout_sec)
 
     def _wait_keys_live(self, timeout_sec: float) -> None:
-        from kaci.wsrender import keys_hash
+        from kaci.api import keys_hash
 
         primary, secondary = self.get_keys()
         want = keys_hash({"primaryKey": primary, "secondaryKey": secondary})

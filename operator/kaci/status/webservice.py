@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kaci import conditions, names
+from kaci import api
+from kaci.status import conditions
 
 Obj = Mapping[str, Any]
 
@@ -147,7 +148,7 @@ def verdict(
     the reason when it cannot become ready; Transitioning otherwise."""
     if deployment is None:
         return Verdict("Transitioning", False, "Creating", "creating the Deployment")
-    current = [p for p in pods if _annot(p, names.TEMPLATE_HASH_ANNOTATION) == desired_hash]
+    current = [p for p in pods if _annot(p, api.TEMPLATE_HASH_ANNOTATION) == desired_hash]
     old_ready = [p for p in pods if p not in current and _is_ready(p)]
     if any(_is_ready(p) for p in current):
         return Verdict("Healthy", True, "PodReady", "the scoring Pod is ready")

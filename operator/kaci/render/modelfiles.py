@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from kaci.errors import UserError
 
-class ModelFileError(ValueError):
+
+class ModelFileError(UserError):
     """A file name that would escape the model folder, or no files at all."""
+
+    default_reason = "BadSource"
 
 
 def check_name(name: str) -> str:
@@ -45,15 +49,3 @@ def digest(files: Mapping[str, bytes]) -> str:
         h.update(len(content).to_bytes(8, "big"))
         h.update(hashlib.sha256(content).digest())
     return f"sha256:{h.hexdigest()}"
-
-
-def next_version(
-    versions: Sequence[Mapping[str, object]], new_digest: str, current: str | None
-) -> tuple[int, bool]:
-    """(version, is_new): the current version when the digest did not change, else max+1."""
-    nums = [int(str(v.get("version"))) for v in versions if v.get("version") is not None]
-    if current == new_digest and nums:
-        for v in versions:
-            if v.get("digest") == new_digest:
-                return int(str(v["version"])), False
-    return (max(nums) + 1 if nums else 1), True

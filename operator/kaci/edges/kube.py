@@ -8,13 +8,18 @@ reference on it.
 
 from __future__ import annotations
 
+import datetime
+import logging
 import threading
+from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from kaci.names import GROUP, MANAGER, VERSION
+from kaci.api import GROUP, MANAGER, VERSION
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _api: client.ApiClient | None = None
@@ -99,14 +104,61 @@ def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any])
             raise
 
 
-def patch_annotations(plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+def post_event(obj: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
+    """A core/v1 Event about `obj` (what `kubectl describe` shows). Best effort: an
+    Event that cannot be posted is logged, never a reason to fail a pass."""
+    meta = obj.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    now = datetime.datetime.now(datetime.UTC)
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name')}.", namespace=namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=obj.get("apiVersion"),
+            kind=obj.get("kind"),
+            name=meta.get("name"),
+            namespace=namespace,
+            uid=meta.get("uid"),
+            resource_version=meta.get("resourceVersion"),
+        ),
+        reason=reason,
+        message=message[:1024],
+        type="Warning" if warning else "Normal",
+        source=client.V1EventSource(component=MANAGER),
+        reporting_component=MANAGER,
+        reporting_instance=MANAGER,
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+    )
     try:
-        custom().patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": annotations}}
+        core().create_namespaced_event(namespace, event)
+    except Exception as e:
+        log.warning(
+            "could not post the Event %s about %s/%s: %s", reason, namespace, meta.get("name"), e
+        )
+
+
+def get_cluster_custom(group: str, version: str, plural: str, name: str) -> dict[str, Any] | None:
+    try:
+        return cast(
+            dict[str, Any], custom().get_cluster_custom_object(group, version, plural, name)
         )
     except ApiException as e:
-        if e.status != 404:
-            raise
+        if e.status == 404:
+            return None
+        raise
+
+
+def get_namespaced_custom(
+    group: str, version: str, namespace: str, plural: str, name: str
+) -> dict[str, Any] | None:
+    try:
+        obj = custom().get_namespaced_custom_object(group, version, namespace, plural, name)
+        return cast(dict[str, Any], obj)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
 
 
 def read_or_none(fn: Any, *args: Any, **kwargs: Any) -> Any:

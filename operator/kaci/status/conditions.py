@@ -60,3 +60,46 @@ def get(conditions: Iterable[Mapping[str, Any]] | None, ctype: str) -> Mapping[s
 def is_true(conditions: Iterable[Mapping[str, Any]] | None, ctype: str) -> bool:
     c = get(conditions, ctype)
     return c is not None and c.get("status") == "True"
+
+
+def ready_only(
+    old_status: Mapping[str, Any],
+    generation: int,
+    ok: bool,
+    reason: str,
+    message: str,
+    now: str,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A status whose one condition is Ready (Model, Image), with `fields` beside it."""
+    cond = condition("Ready", ok, reason, message, generation)
+    return {
+        **fields,
+        "observedGeneration": generation,
+        "conditions": merge(old_status.get("conditions"), [cond], now),
+    }
+
+
+def _essence(conds: Any) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            c.get("type"),
+            c.get("status"),
+            c.get("reason"),
+            c.get("message"),
+            c.get("observedGeneration"),
+        )
+        for c in conds or []
+    )
+
+
+def needs_patch(old_status: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Would merge-patching `new` into `old_status` change anything a reader sees?
+    Transition times alone do not count (merge keeps them for unchanged conditions)."""
+    for key, value in new.items():
+        if key == "conditions":
+            if _essence(old_status.get(key)) != _essence(value):
+                return True
+        elif old_status.get(key) != value:
+            return True
+    return False

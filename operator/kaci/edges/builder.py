@@ -23,21 +23,30 @@ import urllib3.exceptions
 from docker.auth import load_config, resolve_authconfig
 from docker.utils import parse_repository_tag
 
-from kaci import imagerender
-from kaci.buildlog import BuildLog
-from kaci.modelfiles import ModelFileError, check_name
+from kaci.edges.buildlog import BuildLog
+from kaci.errors import InfraDown, UserError
+from kaci.render import image as imagerender
+from kaci.render.modelfiles import ModelFileError, check_name
 from kaci.settings import Settings
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError):
+    """The build failed on its own inputs (a step, a package, the base image)."""
+
+    default_reason = "BuildFailed"
+
     def __init__(self, message: str, log_tail: str) -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
+        super().__init__(message, log_tail=log_tail)
 
 
-class EngineUnavailableError(BuildError):
+class EngineUnavailableError(InfraDown):
     """The Docker engine or the registry could not be reached: worth trying again,
     unlike a build that failed on its own inputs."""
+
+    default_reason = "EngineUnavailable"
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(message, log_tail=log_tail)
 
 
 # What a registry that is down (or restarting) makes a push report.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from kaci import names
-from kaci.imagerender import PORT
+from kaci import api
+from kaci.api import keys_hash
+from kaci.render import names
+from kaci.render.image import PORT
 
 # An emptyDir: the root filesystem is read-only.
 TMP = "/tmp"  # noqa: S108
@@ -27,13 +30,6 @@ def memory_quantity(gb: float) -> str:
     mi = int((Decimal(str(gb)) * 1024).to_integral_value(rounding="ROUND_CEILING"))
     mi = max(mi, 1)
     return f"{mi // 1024}Gi" if mi % 1024 == 0 else f"{mi}Mi"
-
-
-def keys_hash(keys: dict[str, str] | None) -> str:
-    if not keys:
-        return "none"
-    blob = json.dumps(keys, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _meta(
@@ -128,18 +124,18 @@ def pod_template(
     template: dict[str, Any] = {
         "metadata": {
             "labels": names.webservice_labels(name, instance),
-            "annotations": {names.KEYS_HASH_ANNOTATION: keys_hash(keys)},
+            "annotations": {api.KEYS_HASH_ANNOTATION: keys_hash(keys)},
         },
         "spec": spec,
     }
     # A hash of the template itself, so status can tell the current revision's Pods.
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
-    template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION] = digest
+    template["metadata"]["annotations"][api.TEMPLATE_HASH_ANNOTATION] = digest
     return template
 
 
 def template_hash(template: dict[str, Any]) -> str:
-    return str(template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION])
+    return str(template["metadata"]["annotations"][api.TEMPLATE_HASH_ANNOTATION])
 
 
 def deployment(
@@ -156,7 +152,7 @@ def deployment(
         "spec": {
             "replicas": 1,
             "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": {names.WEBSERVICE_LABEL: name}},
+            "selector": {"matchLabels": {api.WEBSERVICE_LABEL: name}},
             # The old Pod serves until the new one is ready: no downtime on update.
             "strategy": {
                 "type": "RollingUpdate",
@@ -176,7 +172,7 @@ def service(
         "metadata": _meta(name, namespace, owner, instance),
         "spec": {
             "type": "ClusterIP",
-            "selector": {names.WEBSERVICE_LABEL: name},
+            "selector": {api.WEBSERVICE_LABEL: name},
             "ports": [{"name": "http", "port": 80, "targetPort": PORT, "protocol": "TCP"}],
         },
     }
@@ -196,3 +192,85 @@ def keys_secret(
         "type": "Opaque",
         "stringData": keys,
     }
+
+
+def child_specs(
+    name: str, spec: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(Model spec, Image spec) the operator creates for modelFiles / models (pure)."""
+    image_config = dict(spec.get("imageConfig") or {})
+    if "modelFiles" in spec:
+        source = dict(spec["modelFiles"])
+        model_name = source.pop("modelName", None) or name
+        model = {"modelName": model_name, "source": source}
+        image = {"imageName": name, "models": [{"name": model_name}], **image_config}
+        return model, image
+    if "models" in spec:
+        return None, {"imageName": name, "models": list(spec["models"]), **image_config}
+    return None, None
+
+
+def child(
+    kind: str,
+    name: str,
+    namespace: str,
+    owner: dict[str, Any],
+    spec: dict[str, Any],
+    instance: str | None = None,
+) -> dict[str, Any]:
+    """The Model or Image a Webservice owns, named like it."""
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "ownerReferences": [owner],
+            "labels": {
+                api.MANAGED_BY_LABEL: api.MANAGER,
+                api.WEBSERVICE_LABEL: name,
+                **({api.INSTANCE_LABEL: instance} if instance else {}),
+            },
+        },
+        "spec": spec,
+    }
+
+
+def image_name_deployed(name: str, spec: Mapping[str, Any]) -> str:
+    """The imageName a Webservice deploys: spec.image's, else its own child Image's,
+    which carries the Webservice's name (child_specs) (pure)."""
+    ref = spec.get("image") or {}
+    return str(ref.get("name") or name)
+
+
+def with_desired_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with a hash of itself in an annotation: the next pass compares it
+    with the observed object's and skips an apply that would change nothing."""
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    meta = manifest.setdefault("metadata", {})
+    meta.setdefault("annotations", {})[api.DESIRED_HASH_ANNOTATION] = digest
+    return manifest
+
+
+def _annotation(obj: Mapping[str, Any] | None, key: str) -> str | None:
+    if obj is None:
+        return None
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Apply unless the observed object carries the desired object's hash and, for a
+    Deployment, still runs the desired Pod template (pure)."""
+    if observed is None:
+        return True
+    if _annotation(observed, api.DESIRED_HASH_ANNOTATION) != _annotation(
+        desired, api.DESIRED_HASH_ANNOTATION
+    ):
+        return True
+    template = (desired.get("spec") or {}).get("template")
+    if template is None:
+        return False
+    seen_template = (observed.get("spec") or {}).get("template")
+    return _annotation(seen_template, api.TEMPLATE_HASH_ANNOTATION) != _annotation(
+        template, api.TEMPLATE_HASH_ANNOTATION
+    )

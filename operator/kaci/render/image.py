@@ -16,13 +16,17 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-APP_DIR = "/var/azureml-app"
-MODELS_DIR = f"{APP_DIR}/azureml-models"
+from kaci import api
+from kaci.errors import Waiting
+
+APP_DIR = api.APP_DIR
+MODELS_DIR = api.MODELS_DIR
 RUNTIME_DIR = "/opt/kaci/runtime"
-PORT = 5001
+PORT = api.SCORING_PORT
 REQUIREMENTS = "/opt/kaci/requirements.txt"
 INSTALL = "/opt/kaci/install-requirements.sh"
 
@@ -72,6 +76,7 @@ class ModelLayer:
     name: str
     version: int
     location: str  # image reference holding the files at /
+    object: str = ""  # the Model object it came from (several may share a name)
 
 
 @dataclass(frozen=True)
@@ -201,3 +206,57 @@ def tar_context(context: Mapping[str, bytes]) -> bytes:
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def pick_model(candidates: Sequence[Mapping[str, Any]], owner_uids: set[str]) -> Mapping[str, Any]:
+    """Which Model object an Image takes when several share a modelName (pure).
+
+    A Webservice's `modelFiles` makes a Model of its own, which may share its
+    modelName with a registered one (the MNIST demo does this). The rule, in order:
+    1. a Model owned by the same object as the Image (its Webservice's own files);
+    2. a Model no Webservice owns (a registered model);
+    3. the first by object name (any other Webservice's files: a stable choice).
+    The chosen object's name is in the Image's status (`models[].object`)."""
+
+    def owners(m: Mapping[str, Any]) -> set[str]:
+        return {o.get("uid", "") for o in m["metadata"].get("ownerReferences") or []}
+
+    def ws_owned(m: Mapping[str, Any]) -> bool:
+        refs = m["metadata"].get("ownerReferences") or []
+        return any(o.get("kind") == "Webservice" for o in refs)
+
+    ranked = sorted(
+        candidates,
+        key=lambda m: (not (owners(m) & owner_uids), ws_owned(m), m["metadata"]["name"]),
+    )
+    return ranked[0]
+
+
+def model_layer(ref: Mapping[str, Any], model: Mapping[str, Any]) -> ModelLayer:
+    """The stored version of `model` that `ref` asks for (pure): the latest when no
+    version is named. Raises Waiting when there is none (yet)."""
+    status = model.get("status") or {}
+    versions = list(status.get("versions") or [])
+    obj = str((model.get("metadata") or {}).get("name") or "")
+    if not versions:
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        if ready is not None and ready.get("reason") == "BadSource":
+            # The Model was refused for good (until its spec changes): say why here
+            # too, so the Image and its Webservice fail instead of waiting forever.
+            raise Waiting(
+                f"model {ref['name']}: {ready.get('message', '')}", "ModelFailed", failed=True
+            )
+        raise Waiting(f"model {ref['name']} has no stored version yet", "ModelNotReady")
+    if ref.get("version"):
+        match = [v for v in versions if v.get("version") == ref["version"]]
+        if not match:
+            latest = max(int(v["version"]) for v in versions)
+            raise Waiting(
+                f"model {ref['name']} has no version {ref['version']} (latest is {latest})",
+                "ModelVersionNotFound",
+                failed=True,
+            )
+        v = match[0]
+    else:
+        v = max(versions, key=lambda x: int(x["version"]))
+    return ModelLayer(str(ref["name"]), int(v["version"]), str(v["location"]), obj)

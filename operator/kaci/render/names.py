@@ -5,19 +5,19 @@ from __future__ import annotations
 import hashlib
 import re
 
-GROUP = "kaci.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-MANAGER = "kaci"
+from kaci.api import (
+    API_VERSION,
+    INSTANCE_LABEL,
+    INSTANCE_NAME_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    WEBSERVICE_APP,
+    WEBSERVICE_LABEL,
+    keys_secret_name,
+)
 
-# Annotation a dependency patches on a dependent object so kopf re-runs its reconcile
-# (an annotation change is a change of the object's essence for kopf).
-POKE_ANNOTATION = f"{GROUP}/dependency-changed"
-# Pod-template annotations: a change rolls the Pod.
-KEYS_HASH_ANNOTATION = f"{GROUP}/keys-hash"
-TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
-WEBSERVICE_LABEL = f"{GROUP}/webservice"
-INSTANCE_LABEL = f"{GROUP}/operator"
+__all__ = ["keys_secret_name"]
 
 
 def repo_component(name: str) -> str:
@@ -49,15 +49,11 @@ def swagger_uri(name: str, namespace: str, cluster_domain: str) -> str:
     return f"http://{name}.{namespace}.svc.{cluster_domain}/swagger.json"
 
 
-def keys_secret_name(webservice: str) -> str:
-    return f"{webservice}-keys"
-
-
 def webservice_labels(name: str, instance: str | None = None) -> dict[str, str]:
     labels = {
-        "app.kubernetes.io/name": "kaci-webservice",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/managed-by": MANAGER,
+        NAME_LABEL: WEBSERVICE_APP,
+        INSTANCE_NAME_LABEL: name,
+        MANAGED_BY_LABEL: MANAGER,
         WEBSERVICE_LABEL: name,
     }
     if instance:

@@ -22,20 +22,25 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as k8s_stream
 
-from kaci import download, kube, urlpolicy
-from kaci.builder import Builder, files_from_tar
-from kaci.modelfiles import ModelFileError, check_name
+from kaci.edges import download, kube, urlpolicy
+from kaci.edges.builder import Builder, files_from_tar
+from kaci.errors import Waiting
+from kaci.render.modelfiles import ModelFileError, check_name
 from kaci.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class SourceNotReadyError(RuntimeError):
-    """A referenced object is missing; it may appear later (retry with a delay)."""
+class SourceNotReadyError(Waiting):
+    """A referenced object is missing or not ready; it may appear later (look again).
+
+    Missing objects the user must create (reasons ending in NotFound) and a Model
+    refused for good show as Failed meanwhile; the rest as on their way."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(
+            message, reason, failed=reason.endswith("NotFound") or reason == "ModelFailed"
+        )
 
 
 def from_configmap(namespace: str, src: Mapping[str, Any]) -> dict[str, bytes]:

@@ -1,0 +1,53 @@
+"""What the operator knows of the cluster: kopf's indexes, read as plain snapshots.
+
+kopf fills every index from its watches before it calls any handler, so by the time
+the first object is looked at, every Model, Image, Webservice and child is known
+(an Image listed before its Model is never told "model not found"). A pass reads
+its observed state from here, on the event loop, in one go, and never asks the API
+server for what a watch already told.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+Obj = dict[str, Any]
+Index = kopf.Index[Any, Any]
+
+
+def snapshot(body: Mapping[str, Any]) -> Obj:
+    """A plain, private copy of an object as the watch delivered it."""
+    return copy.deepcopy(dict(body))
+
+
+def values(index: Index | None, key: Any) -> list[Obj]:
+    if index is None:
+        return []
+    store = index.get(key)
+    return list(store) if store is not None else []
+
+
+@dataclass
+class Store:
+    """The indexes, by name (the index functions in handlers/wiring.py)."""
+
+    indexes: Mapping[str, Index]
+
+    def get(self, index: str) -> Index | None:
+        return self.indexes.get(index)
+
+    def one(self, index: str, key: Any) -> Obj | None:
+        found = values(self.get(index), key)
+        return found[0] if found else None
+
+    def all(self, index: str, key: Any) -> list[Obj]:
+        return values(self.get(index), key)
+
+    def keys(self, index: str) -> Iterable[Any]:
+        idx = self.get(index)
+        return list(idx.keys()) if idx is not None else []

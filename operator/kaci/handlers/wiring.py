@@ -1,0 +1,191 @@
+"""kopf wiring: the indexes (what is observed), the event handlers (who to look at
+again), and the work queue's start and stop. No reconcile logic lives here.
+
+Every watch event of a kaci object queues that object and the objects waiting on
+it, in memory: a Model queues the Images naming its modelName, an Image the
+Webservices deploying its imageName and the Webservice owning it, a child
+(Deployment, Pod, Service, EndpointSlice) its Webservice. Nothing is written to
+wake anyone, so a wake-up is never lost to a value it shares with an earlier one;
+and a waiting object is looked at again on its backoff anyway (handlers.queue).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kaci import api
+from kaci.handlers import runner
+from kaci.handlers.store import Index, snapshot
+from kaci.reconcile.image import image_name_of
+from kaci.reconcile.model import model_name_of
+from kaci.render.webservice import image_name_deployed
+from kaci.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def instance_filter() -> dict[str, Any]:
+    """kopf label filter: this operator's objects only (see Settings.operator_instance)."""
+    return {api.INSTANCE_LABEL: get_settings().operator_instance or kopf.ABSENT}
+
+
+def child_filter() -> dict[str, Any]:
+    return {api.NAME_LABEL: api.WEBSERVICE_APP, **instance_filter()}
+
+
+G, V = api.GROUP, api.VERSION
+
+
+# --- indexes: the observed state, filled before any handler runs -----------------
+
+
+@kopf.index(G, V, api.MODELS, labels=instance_filter())
+def model_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): snapshot(body)}
+
+
+@kopf.index(G, V, api.MODELS, labels=instance_filter())
+def models_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, model_name_of(body)): snapshot(body)}
+
+
+@kopf.index(G, V, api.IMAGES, labels=instance_filter())
+def image_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): snapshot(body)}
+
+
+@kopf.index(G, V, api.IMAGES, labels=instance_filter())
+def images_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, image_name_of(body)): snapshot(body)}
+
+
+@kopf.index(G, V, api.IMAGES, labels=instance_filter())
+def images_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """(namespace, modelName) -> the Images built from it: who a Model wakes."""
+    return {(namespace, str(m["name"])): name for m in spec.get("models") or []}
+
+
+@kopf.index(G, V, api.WEBSERVICES, labels=instance_filter())
+def webservice_objects(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, name): snapshot(body)}
+
+
+@kopf.index(G, V, api.WEBSERVICES, labels=instance_filter())
+def webservices_by_image(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
+    """(namespace, imageName) -> the Webservices deploying it: who an Image wakes."""
+    return {(namespace, image_name_deployed(name, spec)): name}
+
+
+def _owner(labels: Mapping[str, str]) -> str | None:
+    return labels.get(api.WEBSERVICE_LABEL)
+
+
+@kopf.index("apps", "v1", "deployments", labels=child_filter())
+def ws_deployments(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+@kopf.index("", "v1", "services", labels=child_filter())
+def ws_services(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+@kopf.index("", "v1", "pods", labels=child_filter())
+def ws_pods(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+# EndpointSlices carry their Service's labels (the EndpointSlice controller copies
+# them): a Pod becoming an endpoint makes the Webservice Ready (ServiceReady).
+@kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+def ws_endpoint_slices(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+# --- events: who to look at again ------------------------------------------------
+
+
+def _why(body: Mapping[str, Any], event: str | None) -> str:
+    """A wake-up names the dependency object, never a name several objects share."""
+    m = body.get("metadata") or {}
+    rv = m.get("resourceVersion")
+    return f"{body.get('kind')}/{m.get('name')} uid={m.get('uid')} rv={rv} ({event or 'listed'})"
+
+
+@kopf.on.event(G, V, api.MODELS, labels=instance_filter())
+async def model_changed(
+    body: kopf.Body, name: str, namespace: str | None, type: str, **kwargs: Any
+) -> None:
+    ns, why = namespace or "", _why(body, type)
+    runner.wake((api.MODEL, ns, name), why, gone=type == "DELETED")
+    waiting: kopf.Index[Any, Any] = kwargs["images_by_model"]
+    for image in waiting.get((ns, model_name_of(body)), []):
+        runner.wake((api.IMAGE, ns, str(image)), why)
+
+
+@kopf.on.event(G, V, api.IMAGES, labels=instance_filter())
+async def image_changed(
+    body: kopf.Body, name: str, namespace: str | None, type: str, **kwargs: Any
+) -> None:
+    ns, why = namespace or "", _why(body, type)
+    runner.wake((api.IMAGE, ns, name), why, gone=type == "DELETED")
+    waiting: kopf.Index[Any, Any] = kwargs["webservices_by_image"]
+    for ws in waiting.get((ns, image_name_of(body)), []):
+        runner.wake((api.WEBSERVICE, ns, str(ws)), why)
+    for owner in body["metadata"].get("ownerReferences") or []:
+        if owner.get("kind") == api.WEBSERVICE:
+            runner.wake((api.WEBSERVICE, ns, str(owner["name"])), why)
+
+
+@kopf.on.event(G, V, api.WEBSERVICES, labels=instance_filter())
+async def webservice_changed(
+    body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
+) -> None:
+    runner.wake((api.WEBSERVICE, namespace or "", name), _why(body, type), gone=type == "DELETED")
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=child_filter())
+@kopf.on.event("", "v1", "pods", labels=child_filter())
+@kopf.on.event("", "v1", "services", labels=child_filter())
+@kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+async def child_changed(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **_: Any
+) -> None:
+    owner = _owner(labels)
+    if owner:
+        runner.wake((api.WEBSERVICE, namespace or "", owner), _why(body, type))
+
+
+# --- start and stop --------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def start(**kwargs: Any) -> None:
+    """Start the queue's workers and the resync, on kopf's loop, with its indexes."""
+    indexes: dict[str, Index] = {k: v for k, v in kwargs.items() if k in runner.INDEXES}
+    runner.start(indexes, get_settings())
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    await runner.stop()
