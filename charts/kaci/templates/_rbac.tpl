@@ -86,9 +86,14 @@ Webservice's children: owner references let the garbage collector do that.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list, watch]
-# A Webservice's Service and its <name>-keys Secret (authEnabled).
+# A Webservice's Service (watched: the operator compares it with what it wants
+# instead of applying it again on every pass).
 - apiGroups: [""]
-  resources: [services, secrets]
+  resources: [services]
+  verbs: [get, list, watch, create, patch]
+# A Webservice's <name>-keys Secret (authEnabled).
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [get, create, patch]
 # Model files, score.py and conda files kept in ConfigMaps.
 - apiGroups: [""]
