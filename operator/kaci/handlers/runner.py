@@ -20,7 +20,7 @@ from kaci.edges.live import LiveEdges
 from kaci.handlers.leader import Leadership
 from kaci.handlers.queue import Key, WorkQueue
 from kaci.handlers.store import Index, Store
-from kaci.reconcile.common import Outcome
+from kaci.reconcile.common import Edges, Outcome
 from kaci.reconcile.image import ImageSeen, image_name_of, reconcile_image
 from kaci.reconcile.model import reconcile_model
 from kaci.reconcile.webservice import WebserviceSeen, reconcile_webservice
@@ -50,11 +50,15 @@ OBJECTS = {
 
 class Runner:
     def __init__(
-        self, indexes: Mapping[str, Index], settings: Settings, leadership: Leadership
+        self,
+        indexes: Mapping[str, Index],
+        settings: Settings,
+        leadership: Leadership,
+        edges: Edges | None = None,
     ) -> None:
         self.store = Store(indexes)
         self.settings = settings
-        self.edges = LiveEdges(settings)
+        self.edges: Edges = edges if edges is not None else LiveEdges(settings)
         self.leadership = leadership
         self.pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="kaci-pass")
         self.queue = WorkQueue(self.run, workers=settings.max_workers)

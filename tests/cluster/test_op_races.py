@@ -1,0 +1,97 @@
+"""The demo's objects and the three options' objects applied in seeded random orders,
+with random delays, on the real cluster: every order converges to Ready with the
+right predictions (the lost wake-up `make demo` once hit, and its kin)."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
+    Operator,
+    as_stdin,
+    example,
+    first_score,
+    run_operator,
+    train,
+)
+from test_op_walkthrough import SERVICES, wait_ready  # type: ignore[import-not-found,unused-ignore]
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 10
+
+
+@pytest.fixture(scope="module")
+def op(local_cluster: Path) -> Iterator[Operator]:
+    with run_operator(f"races-{secrets.token_hex(3)}") as operator:
+        yield operator
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[Any]]:
+    model_file, sample = train(tmp_path_factory.mktemp("mnist"))
+    expected = joblib.load(model_file).predict(np.array(sample["data"])).tolist()
+    return model_file, sample, expected
+
+
+@pytest.mark.parametrize("seed", range(RUNS))
+def test_any_order_converges(
+    kubectl: Any,
+    namespace: str,
+    op: Operator,
+    trained: tuple[Path, dict[str, Any], list[Any]],
+    seed: int,
+) -> None:
+    rnd = random.Random(seed)
+    model_file, sample, expected = trained
+    docs = [
+        op.label(d) for f in ("model.yaml", "image.yaml", "webservices.yaml") for d in example(f)
+    ]
+    steps: list[tuple[str, Any]] = [("doc", d) for d in docs]
+    steps += [("configmap", "model"), ("configmap", "scoring")]
+    rnd.shuffle(steps)
+    order = []
+    for what, item in steps:
+        if what == "doc":
+            kubectl("apply", "-n", namespace, "-f", "-", input=as_stdin([item]))
+            order.append(f"{item['kind']}/{item['metadata']['name']}")
+        elif item == "model":
+            kubectl(
+                "create", "configmap", "mnist-model", f"--from-file={model_file}", "-n", namespace
+            )
+            order.append("ConfigMap/mnist-model")
+        else:
+            kubectl(
+                "create",
+                "configmap",
+                "mnist-scoring",
+                f"--from-file={ROOT / 'examples/mnist/score.py'}",
+                f"--from-file={ROOT / 'examples/mnist/myenv.yml'}",
+                "-n",
+                namespace,
+            )
+            order.append("ConfigMap/mnist-scoring")
+        time.sleep(rnd.uniform(0, 1.5))
+    print(f"seed {seed}: {' -> '.join(order)}")
+    wait_ready(kubectl, namespace, op, *(f"webservice/{s}" for s in SERVICES), timeout="600s")
+    body = json.dumps(sample).encode()
+    for svc in SERVICES:
+        ip = kubectl("get", "service", svc, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+        resp = first_score(ip, body)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == expected, (svc, order)
+    images = json.loads(kubectl("get", "images", "-n", namespace, "-o", "json"))["items"]
+    chosen = {i["metadata"]["name"]: i["status"]["models"][0]["object"] for i in images}
+    assert chosen == {
+        "aci-mnist-1": "aci-mnist-1",
+        "aci-mnist-2": "sklearn-mnist",
+        "myimage1": "sklearn-mnist",
+    }, order
