@@ -23,10 +23,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## the Python environment (.venv) with kaci and its test tools
 
-lint: venv ## ruff and mypy --strict
+lint: venv ## ruff, mypy --strict and the import-linter contracts (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=operator:scoring-runtime $(VENV)/bin/lint-imports
 
 cluster: deps ## start the local cluster: Docker engine, registry, etcd, control plane, kubelet (idempotent)
 	hack/cluster.sh up

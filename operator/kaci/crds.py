@@ -235,7 +235,15 @@ def _name_version_list() -> Schema:
         "type": "array",
         "items": {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "integer"},
+                "object": {
+                    "type": "string",
+                    "description": "The Model object this version came from (several may "
+                    "share a modelName; see the README's 'Which Model an Image takes').",
+                },
+            },
         },
     }
 

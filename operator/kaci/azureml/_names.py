@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+from kaci import api
 from kaci.azureml.exceptions import UserErrorException
 
-GROUP = "kaci.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+GROUP, VERSION, API_VERSION = api.GROUP, api.VERSION, api.API_VERSION
 
 # Same rules as the CRDs (operator/kaci/crds.py), checked here too so a bad name
 # fails before anything is uploaded.
@@ -19,11 +18,11 @@ SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _K8S_BAD = re.compile(r"[^a-z0-9.-]+")
 CONFIGMAP_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 
-LABEL_MODEL = "kaci.dev/model"
-LABEL_WEBSERVICE = "kaci.dev/webservice"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_MODEL = api.MODEL_LABEL
+LABEL_WEBSERVICE = api.WEBSERVICE_LABEL
+LABEL_MANAGED_BY = api.MANAGED_BY_LABEL
 # Set on objects the SDK creates, so `kubectl get -l` finds them.
-SDK_MANAGER = "kaci-sdk"
+SDK_MANAGER = api.SDK_MANAGER
 
 
 def model_object_name(model_name: str) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaci import api
 from kaci.azureml import _files, _manifests
 from kaci.azureml._names import (
     LABEL_MODEL,
@@ -40,7 +41,7 @@ Obj = dict[str, Any]
 # `list` is also a method name in the classes below (Azure's API).
 AnyList = list[Any]
 StrList = list[str]
-PLURAL = "models"
+PLURAL = api.MODELS
 MODELS_DIR = "azureml-models"
 # Seconds Model.register waits for the operator to take in the new version.
 REGISTER_TIMEOUT_S = 600.0
@@ -94,7 +95,7 @@ def _tag_match(have: dict[str, str], wanted: list[Any] | None) -> bool:
 def _model_verdict(obj: Obj) -> str:
     if not _manifests.is_observed(obj):
         return "pending"
-    ready = _manifests.condition(obj, "Ready")
+    ready = _manifests.condition(obj, api.READY)
     if ready is None:
         return "done" if obj.get("status", {}).get("version") else "pending"
     if ready.get("status") == "True":
@@ -429,7 +430,7 @@ class Model:
         """
         users = [
             i["metadata"]["name"]
-            for i in self.workspace._kube.list_objects("images")
+            for i in self.workspace._kube.list_objects(api.IMAGES)
             if any(m.get("name") == self.name for m in i.get("spec", {}).get("models", []))
         ]
         if users:
@@ -484,7 +485,7 @@ def _register_files(
         f"model {model_name}",
     )
     if _model_verdict(obj) == "failed":
-        ready = _manifests.condition(obj, "Ready") or {}
+        ready = _manifests.condition(obj, api.READY) or {}
         raise FailedStateException(
             f"model {model_name} could not be registered: "
             f"{ready.get('message') or ready.get('reason')}"

@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaci import api
 from kaci.azureml.exceptions import (
     KaciCompatibilityWarning,
     UserErrorException,
@@ -48,7 +49,7 @@ KACI_KEYS = frozenset(
     }
 )
 # The label an operator started with KACI_OPERATOR_INSTANCE=<x> selects its objects by.
-OPERATOR_LABEL = "kaci.dev/operator"
+OPERATOR_LABEL = api.INSTANCE_LABEL
 AZURE_ONLY_KEYS = frozenset({"subscription_id", "resource_group", "Scope", "location"})
 
 

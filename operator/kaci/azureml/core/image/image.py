@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from kaci import api
 from kaci.azureml import _manifests
 from kaci.azureml._names import split_id, validate_image_name
 from kaci.azureml._wait import Display, new_log_lines, wait_for
@@ -24,7 +25,7 @@ Obj = dict[str, Any]
 # `list` is also a method name in the classes below (Azure's API).
 AnyList = list[Any]
 StrList = list[str]
-PLURAL = "images"
+PLURAL = api.IMAGES
 TERMINAL = ("Succeeded", "Failed")
 
 
@@ -231,7 +232,7 @@ class Image:
         """Delete the image; refused while a Webservice deploys it (like Azure)."""
         users = [
             w["metadata"]["name"]
-            for w in self.workspace._kube.list_objects("webservices")
+            for w in self.workspace._kube.list_objects(api.WEBSERVICES)
             if (w.get("spec", {}).get("image") or {}).get("name") == self.name
         ]
         if users:

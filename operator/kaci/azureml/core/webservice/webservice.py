@@ -9,6 +9,7 @@ import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kaci import api
 from kaci.azureml import _files, _manifests, _scoring
 from kaci.azureml._names import LABEL_WEBSERVICE, validate_service_name
 from kaci.azureml._upload import upload
@@ -32,7 +33,7 @@ Obj = dict[str, Any]
 AnyList = list[Any]
 StrList = list[str]
 ModelList = list["Model"]
-PLURAL = "webservices"
+PLURAL = api.WEBSERVICES
 # Seconds a Webservice may stay Unschedulable before a wait gives up on it.
 UNSCHEDULABLE_GRACE_S = 300.0
 # Seconds delete() waits for the Webservice and what it owns to be gone.
@@ -141,7 +142,7 @@ class Webservice:
         self.properties: dict[str, str] = {}
         self.description: str | None = deploy.get("description")
         self.keys_secret: str | None = status.get("keysSecret") or (
-            f"{self.name}-keys" if self.auth_enabled else None
+            api.keys_secret_name(self.name) if self.auth_enabled else None
         )
         created = obj["metadata"].get("creationTimestamp")
         self.created_time = (
@@ -329,10 +330,10 @@ class Webservice:
         spec = obj.get("spec", {})
         if "image" in spec:
             return None
-        img = _manifests.condition(obj, "ImageReady")
+        img = _manifests.condition(obj, api.IMAGE_READY)
         if img is not None and img.get("status") == "True":
             return None
-        return self.workspace._kube.get("images", self.name)
+        return self.workspace._kube.get(api.IMAGES, self.name)
 
     @staticmethod
     def list(
@@ -501,12 +502,14 @@ class Webservice:
             raise WebserviceException(f"webservice {self.name} has auth disabled: it has no keys")
         import base64
 
-        secret = self.workspace._kube.read_secret(self.keys_secret or f"{self.name}-keys")
+        secret = self.workspace._kube.read_secret(
+            self.keys_secret or api.keys_secret_name(self.name)
+        )
         data = secret.get("data") or {}
         try:
             return (
-                base64.b64decode(data["primaryKey"]).decode(),
-                base64.b64decode(data["secondaryKey"]).decode(),
+                base64.b64decode(data[api.PRIMARY_KEY]).decode(),
+                base64.b64decode(data[api.SECONDARY_KEY]).decode(),
             )
         except KeyError as exc:
             raise WebserviceException(f"Invalid response key: {exc.args[0]}") from None
@@ -530,10 +533,10 @@ class Webservice:
         import base64
 
         value = set_key or secrets.token_urlsafe(32)
-        field = "primaryKey" if key == "Primary" else "secondaryKey"
+        field = api.PRIMARY_KEY if key == "Primary" else api.SECONDARY_KEY
         kube = self.workspace._kube
         kube.patch_secret(
-            self.keys_secret or f"{self.name}-keys",
+            self.keys_secret or api.keys_secret_name(self.name),
             {"data": {field: base64.b64encode(value.encode()).decode()}},
         )
         self._primary_key = None
@@ -549,7 +552,7 @@ class Webservice:
         from kaci.api import keys_hash
 
         primary, secondary = self.get_keys()
-        want = keys_hash({"primaryKey": primary, "secondaryKey": secondary})
+        want = keys_hash({api.PRIMARY_KEY: primary, api.SECONDARY_KEY: secondary})
         kube = self.workspace._kube
 
         def pods_state() -> Obj:
