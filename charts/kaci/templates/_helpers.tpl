@@ -142,3 +142,47 @@ what to change.
 {{- fail (printf "builder.dockerHost %q: with builder.socketMount=Directory the socket's folder is mounted, and that must not be the node's / (put the socket in a folder, or set builder.socketMount=Socket)" .Values.builder.dockerHost) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Other kaci operators on the cluster whose objects overlap this release's (NOTES.txt):
+a Deployment of this chart in another release whose operator instance is the same
+(KACI_OPERATOR_INSTANCE, empty for both counts) and whose watched namespaces meet
+this release's (no --namespace argument: every namespace). Read with `lookup`, so
+only on a real install or upgrade (helm template and client dry runs see nothing).
+Prints one "<namespace>/<release>" per line.
+*/}}
+{{- define "kaci.overlappingReleases" -}}
+{{- $mine := .Values.watchNamespaces }}
+{{- $instance := .Values.operator.instance }}
+{{- $deployments := lookup "apps/v1" "Deployment" "" "" }}
+{{- range $d := ($deployments.items | default list) }}
+{{- $labels := $d.metadata.labels | default dict }}
+{{- $release := index $labels "app.kubernetes.io/instance" | default "" }}
+{{- $chart := index $labels "helm.sh/chart" | default "" }}
+{{- if and (hasPrefix (printf "%s-" $.Chart.Name) $chart) (eq (index $labels "app.kubernetes.io/component" | default "") "operator") (not (and (eq $d.metadata.namespace $.Release.Namespace) (eq $release $.Release.Name))) }}
+{{- $theirs := list }}
+{{- $theirInstance := "" }}
+{{- range $c := $d.spec.template.spec.containers }}
+{{- range $a := ($c.args | default list) }}
+{{- if hasPrefix "--namespace=" $a }}
+{{- $theirs = append $theirs (trimPrefix "--namespace=" $a) }}
+{{- end }}
+{{- end }}
+{{- range $e := ($c.env | default list) }}
+{{- if eq $e.name "KACI_OPERATOR_INSTANCE" }}
+{{- $theirInstance = $e.value | default "" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $meet := or (empty $mine) (empty $theirs) }}
+{{- range $ns := $mine }}
+{{- if has $ns $theirs }}
+{{- $meet = true }}
+{{- end }}
+{{- end }}
+{{- if and $meet (eq $theirInstance $instance) (gt (int $d.spec.replicas) 0) }}
+{{ $d.metadata.namespace }}/{{ $release }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
