@@ -9,12 +9,18 @@
 #
 # The tag is a content hash of the build context, the Dockerfile, the base image's
 # id and the pip options: the same inputs give the same tag and are built once.
+# The same image is also pushed as the chart's appVersion (charts/kaci/Chart.yaml),
+# the tag the chart pulls when image.tag is empty: `helm install kaci charts/kaci`
+# with no --set then finds an image. That tag moves with every build of a changed
+# tree; the hash tag never does, so installs that must run this very build (make
+# demo, the chart tests) pass the hash tag printed here. APP_VERSION_TAG=0 skips it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BASE_IMAGE="${BASE_IMAGE-127.0.0.1:5000/kaci/python:3.11}"
 PIP_OPTIONS="${PIP_OPTIONS---no-index --find-links /wheels}"
 REGISTRY="${REGISTRY:-127.0.0.1:5000}"
 REPOSITORY="${REPOSITORY:-kaci/operator}"
+APP_VERSION_TAG="${APP_VERSION_TAG:-1}"
 log() { echo "build-operator-image: $*" >&2; }
 
 # A small context: only what `pip wheel .` needs (the tree holds .venv, .cluster, ...).
@@ -45,4 +51,12 @@ else
     "$ctx" >&2
 fi
 docker push "$ref" >&2
+if [ "$APP_VERSION_TAG" = 1 ]; then
+  app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$root/charts/kaci/Chart.yaml")"
+  [ -n "$app_version" ] || { log "no appVersion in charts/kaci/Chart.yaml"; exit 1; }
+  app_ref="$REGISTRY/$REPOSITORY:$app_version"
+  log "also tagging $app_ref (the chart's default image)"
+  docker tag "$ref" "$app_ref"
+  docker push "$app_ref" >&2
+fi
 echo "$ref"

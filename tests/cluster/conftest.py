@@ -2,8 +2,16 @@
 
 Every test here runs against the cluster in this work tree's `.cluster/`
 (context `kaci-local`). The session fixture brings it up (idempotent) and a
-cluster that cannot come up FAILS the tests: they are never skipped. Each test
-that asks for `namespace` gets a fresh namespace, deleted afterwards.
+cluster that cannot come up FAILS the tests: they are never skipped. When
+`.cluster` is a symlink to another clone's `.cluster/` (a second work tree sharing
+one machine's cluster), that clone owns the cluster: it is checked, never started
+from here. Each test that asks for `namespace` gets a fresh namespace, deleted
+afterwards.
+
+The cluster may be shared with a user's own kaci releases (`make demo`'s `kaci` in
+`kaci-system`) and with other test runs: tests create only namespaces, releases and
+cluster-scoped objects with names of their own, label the kaci objects they create
+for an operator instance of their own, and delete only what they created.
 """
 
 from __future__ import annotations
@@ -67,9 +75,34 @@ def _check_context() -> None:
         )
 
 
+def cluster_owner() -> Path:
+    """The clone whose hack/cluster.sh started the cluster in `.cluster`: this one, or the
+    clone a symlinked `.cluster` points into. Its scripts are the ones that may start or
+    stop the cluster's daemons (they recognise their processes by that path)."""
+    return CLUSTER_DIR.resolve().parent
+
+
+def _check_shared_cluster(owner: Path) -> None:
+    """Another clone's cluster: it must already run (its owner brings it up)."""
+    try:
+        kubectl("get", "--raw", "/readyz", timeout=30)
+        kubectl("wait", "--for=condition=Ready", "node/kaci-node", "--timeout=60s", timeout=90)
+    except (KubectlError, subprocess.TimeoutExpired) as e:
+        pytest.fail(
+            f"{CLUSTER_DIR} is {owner}'s cluster and it is not up ({e}); "
+            f"start it there: {owner}/hack/cluster.sh up",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def local_cluster() -> Path:
     """Bring the local cluster up (reusing what runs); fail, never skip, when it cannot."""
+    owner = cluster_owner()
+    if owner != ROOT.resolve():
+        _check_shared_cluster(owner)
+        _check_context()
+        return KUBECONFIG
     proc = subprocess.run(
         [str(ROOT / "hack" / "cluster.sh"), "up"],
         capture_output=True,
@@ -113,10 +146,26 @@ def _slug(text: str, limit: int) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (with everything in it) afterwards."""
-    name = f"t-{_slug(request.node.name, 40)}-{secrets.token_hex(3)}"
+def wait_created(kind_name: str, namespace: str | None = None, timeout_s: int = 60) -> None:
+    """Wait until an object another controller makes exists (`kubectl wait --for=create`,
+    kubectl >= 1.31: it waits for a missing object, where `--for=condition`/`jsonpath`
+    answer NotFound at once)."""
+    where = ["-n", namespace] if namespace else []
+    kubectl(
+        "wait",
+        "--for=create",
+        kind_name,
+        *where,
+        f"--timeout={timeout_s}s",
+        timeout=timeout_s + 30,
+    )
+
+
+def create_namespace(name: str, labels: dict[str, str] | None = None) -> str:
+    """Create a namespace of the caller's own (fails if the name is taken: never adopt
+    someone else's), and wait until Pods can be admitted there: the
+    controller-manager's ServiceAccount controller makes its `default` ServiceAccount
+    a moment after the namespace, and Pods are refused until then."""
     kubectl(
         "create",
         "-f",
@@ -125,21 +174,45 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": name, "labels": {"kaci.dev/test": "true"}},
+                "metadata": {"name": name, "labels": {"kaci.dev/test": "true", **(labels or {})}},
             }
         ),
     )
-    # Pods are admitted only once the namespace's default ServiceAccount exists.
-    kubectl(
-        "wait",
-        "--for=jsonpath={.metadata.name}=default",
-        "serviceaccount/default",
-        "-n",
-        name,
-        "--timeout=60s",
-    )
-    yield name
+    wait_created("serviceaccount/default", name)
+    return name
+
+
+def delete_namespace(name: str) -> None:
+    """Delete a namespace the caller created (and everything in it), without waiting."""
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+class NamespaceMaker(Protocol):
+    def __call__(self, name: str, labels: dict[str, str] | None = None) -> str: ...
+
+
+@pytest.fixture(scope="session")
+def make_namespace(local_cluster: Path) -> Iterator[NamespaceMaker]:
+    """`make_namespace(name)`: create a namespace of the caller's own, ready for Pods
+    (see create_namespace); every one made is deleted at the end of the session, if
+    its maker has not deleted it before (`kubectl delete namespace`)."""
+    made: list[str] = []
+
+    def make(name: str, labels: dict[str, str] | None = None) -> str:
+        made.append(create_namespace(name, labels))
+        return name
+
+    yield make
+    for name in made:
+        delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (with everything in it) afterwards."""
+    name = create_namespace(f"t-{_slug(request.node.name, 40)}-{secrets.token_hex(3)}")
+    yield name
+    delete_namespace(name)
 
 
 @pytest.fixture

@@ -5,14 +5,16 @@ CRDs included (installed for real first, from crds/: a dry run does not create
 the peering kinds the render's peering objects need), is sent to the local
 cluster's API server with
 `kubectl apply --dry-run=server`: schemas, defaulting, admission (Pod Security)
-and RBAC escalation checks all run, and nothing is stored.
+and RBAC escalation checks all run, and nothing is stored. The renders that watch
+listed namespaces watch two of this module's own instead of the ci file's names,
+so that no other run's (or user's) namespaces are created or deleted here.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,6 @@ CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
 Kubectl = Callable[..., str]  # the `kubectl` fixture of tests/cluster/conftest.py
 CHART = ROOT / "charts" / "kaci"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
-WATCHED = ("kaci-ci-a", "kaci-ci-b")  # the namespaces ci/namespaced-values.yaml names
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,20 +35,17 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def watched_namespaces(kubectl: Kubectl) -> Iterator[tuple[str, ...]]:
-    for ns in WATCHED:
-        kubectl("apply", "-f", "-", input=json.dumps(_namespace(ns)))
-    yield WATCHED
-    for ns in WATCHED:
-        kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+def watched_namespaces(make_namespace: Callable[[str], str]) -> tuple[str, ...]:
+    """Two namespaces of this module's own (the session deletes them)."""
+    suffix = secrets.token_hex(3)
+    return tuple(make_namespace(f"t-chart-dryrun-{side}-{suffix}") for side in ("a", "b"))
 
 
-def _namespace(name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"kaci.dev/test": "true"}},
-    }
+def _watch_args(values: Path | None, watched: tuple[str, ...]) -> list[str]:
+    """A ci file that names watchNamespaces gets this module's namespaces instead."""
+    if values is None or not (yaml.safe_load(values.read_text()) or {}).get("watchNamespaces"):
+        return []
+    return ["--set", f"watchNamespaces={{{','.join(watched)}}}"]
 
 
 @pytest.mark.parametrize(
@@ -60,7 +58,7 @@ def test_render_is_accepted_by_the_api_server(
     kubectl: Kubectl,
     crds: None,  # noqa: F811 (fixture: the peering kinds must exist for their objects)
 ) -> None:
-    extra = ["-f", str(values)] if values else []
+    extra = ["-f", str(values), *_watch_args(values, watched_namespaces)] if values else []
     proc = helm("template", "kaci", str(CHART), "--include-crds", "--namespace", namespace, *extra)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]

@@ -8,10 +8,12 @@ log or in the operators' logs), only one of the two Pods acting and the other
 taking over when it is deleted, `helm upgrade` that rolls the operators and
 leaves Webservice Pods alone, `helm uninstall` that leaves CRDs and users' objects.
 
-The release runs with `rbac.namespaced=true` and watches only this module's
-namespace, so it never touches objects of other tests (or other operators)
-sharing the cluster; the cluster-wide RBAC render is dry-run in
-test_chart_dryrun.py.
+The release runs with `rbac.namespaced=true`, watches only this module's
+namespace and handles only objects labelled for its own operator instance
+(`operator.instance`), so it never touches objects of other tests or of a user's
+release (`make demo`'s operator, which handles unlabelled objects everywhere,
+leaves these alone); the cluster-wide RBAC render is dry-run in
+test_chart_dryrun.py and installed beside another release in test_chart_order.py.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 
 import joblib
 import pytest
-from test_op_support import wait_until  # type: ignore[import-not-found,unused-ignore]
+import yaml
+from test_op_support import INSTANCE_LABEL, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kaci"
@@ -52,6 +55,12 @@ class Release:
     ns: str  # where the walkthrough goes
     image: str
     service_account: str
+    instance: str  # operator.instance: the label value of this release's objects
+
+    @property
+    def peering(self) -> str:
+        """The chart's peering object: named for the release and its namespace."""
+        return f"{RELEASE}-{self.operator_ns}"
 
 
 def helm(*args: str, timeout: float = 600) -> str:
@@ -111,6 +120,8 @@ def install_args(rel: Release) -> list[str]:
         f"watchNamespaces={{{rel.ns}}}",
         "--set",
         f"replicaCount={REPLICAS}",
+        "--set",
+        f"operator.instance={rel.instance}",
         "--wait",
         "--timeout",
         "5m",
@@ -118,7 +129,7 @@ def install_args(rel: Release) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def release(kubectl: Kubectl) -> Iterator[Release]:
+def release(kubectl: Kubectl, make_namespace: Callable[[str], str]) -> Iterator[Release]:
     build = subprocess.run(
         [str(ROOT / "hack" / "build-operator-image.sh")],
         capture_output=True,
@@ -130,14 +141,14 @@ def release(kubectl: Kubectl) -> Iterator[Release]:
     image = build.stdout.strip().splitlines()[-1]
     suffix = secrets.token_hex(3)
     rel = Release(
-        operator_ns=f"kaci-chart-{suffix}",
-        ns=f"kaci-chart-ws-{suffix}",
+        operator_ns=f"t-chart-install-{suffix}",
+        ns=f"t-chart-install-ws-{suffix}",
         image=image,
         service_account=RELEASE,  # fullname: the release name already contains "kaci"
+        instance=f"chart-{suffix}",
     )
     for ns in (rel.operator_ns, rel.ns):
-        kubectl("create", "namespace", ns)
-        kubectl("label", "namespace", ns, "kaci.dev/test=true")
+        make_namespace(ns)
     try:
         helm("install", RELEASE, str(CHART), *install_args(rel))
         yield rel
@@ -155,6 +166,21 @@ def release(kubectl: Kubectl) -> Iterator[Release]:
         )
         for ns in (rel.ns, rel.operator_ns):
             kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def labelled(doc: dict[str, Any], rel: Release) -> dict[str, Any]:
+    """For this release's operator instance only."""
+    doc["metadata"].setdefault("labels", {})[INSTANCE_LABEL] = rel.instance
+    return doc
+
+
+def label_walkthrough(folder: Path, rel: Release) -> Path:
+    """The walkthrough's kustomization, with every object labelled for `rel`'s operator."""
+    kustomization = folder / "kustomization.yaml"
+    doc = yaml.safe_load(kustomization.read_text())
+    doc["labels"] = [{"pairs": {INSTANCE_LABEL: rel.instance}}]
+    kustomization.write_text(yaml.safe_dump(doc))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -200,11 +226,12 @@ def _check_operator_pod(pod: dict[str, Any], release: Release, kubectl: Kubectl)
     assert spec["securityContext"]["runAsUser"] == 1000
     assert spec["containers"][0]["image"] == release.image
     assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    # The socket's folder (an engine restart's new socket shows up in it), read-only.
     sockets = [v for v in spec["volumes"] if "hostPath" in v]
     assert sockets == [
         {
-            "name": "docker-socket",
-            "hostPath": {"path": str(DOCKER_SOCKET), "type": "Socket"},
+            "name": "docker-socket-dir",
+            "hostPath": {"path": str(DOCKER_SOCKET.parent), "type": "Directory"},
         }
     ]
 
@@ -212,7 +239,7 @@ def _check_operator_pod(pod: dict[str, Any], release: Release, kubectl: Kubectl)
 def test_walkthrough_deploys_the_three_ways_and_scores(
     release: Release, kubectl: Kubectl, trained: Path
 ) -> None:
-    kubectl("apply", "-k", str(trained), "-n", release.ns)
+    kubectl("apply", "-k", str(label_walkthrough(trained, release)), "-n", release.ns)
     # A Webservice that cannot become ready: its Image does not exist.
     kubectl(
         "apply",
@@ -221,15 +248,18 @@ def test_walkthrough_deploys_the_three_ways_and_scores(
         "-f",
         "-",
         input=json.dumps(
-            {
-                "apiVersion": "kaci.dev/v1alpha1",
-                "kind": "Webservice",
-                "metadata": {"name": "no-such-image"},
-                "spec": {
-                    "image": {"name": "does-not-exist"},
-                    "deploymentConfig": {"cpuCores": 0.1, "memoryGb": 0.25},
+            labelled(
+                {
+                    "apiVersion": "kaci.dev/v1alpha1",
+                    "kind": "Webservice",
+                    "metadata": {"name": "no-such-image"},
+                    "spec": {
+                        "image": {"name": "does-not-exist"},
+                        "deploymentConfig": {"cpuCores": 0.1, "memoryGb": 0.25},
+                    },
                 },
-            }
+                release,
+            )
         ),
     )
     try:
@@ -302,7 +332,7 @@ def test_operator_got_no_forbidden_answer(release: Release, kubectl: Kubectl) ->
 
 def peering_status(kubectl: Kubectl, rel: Release) -> dict[str, Any]:
     """The chart's KopfPeering in the watched namespace: Pod name -> its keep-alive."""
-    status: dict[str, Any] = get(kubectl, "kopfpeering", RELEASE, "-n", rel.ns).get("status")
+    status: dict[str, Any] = get(kubectl, "kopfpeering", rel.peering, "-n", rel.ns).get("status")
     return status or {}
 
 

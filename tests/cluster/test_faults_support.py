@@ -163,10 +163,18 @@ class StateRecorder:
         return self.states[index:]
 
 
+def cluster_owner() -> Path:
+    """The clone whose hack/cluster.sh runs this clone's `.cluster`: this clone, or the one
+    a symlinked `.cluster` (a second work tree on the same machine) points into."""
+    return (Path(__file__).resolve().parents[2] / ".cluster").resolve().parent
+
+
 def own_daemon_pid(cluster_dir: Path, name: str) -> int:
     """The PID hack/cluster.sh recorded for daemon `name` (run/<name>.pid), after checking
-    that the process is this clone's own (its command line names `cluster_dir`, as
-    hack/lib.sh's pid_of does): a fault test stops only what this clone started."""
+    that the process is this cluster's own (its command line names `cluster_dir`, symlinks
+    resolved, as hack/lib.sh's pid_of does in the owning clone): a fault test stops only
+    what this cluster's scripts started."""
+    cluster_dir = cluster_dir.resolve()
     pid = int((cluster_dir / "run" / f"{name}.pid").read_text().strip())
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     assert f"{cluster_dir}/" in cmdline, f"pid {pid} is not this clone's {name}: {cmdline}"
@@ -174,8 +182,10 @@ def own_daemon_pid(cluster_dir: Path, name: str) -> int:
 
 
 def start_docker_and_registry() -> None:
-    """`hack/cluster.sh docker`: start the clone's Docker engine and registry again."""
-    root = Path(__file__).resolve().parents[2]
+    """`hack/cluster.sh docker`: start the Docker engine and registry again, with the
+    script of the clone that owns the cluster (cluster_owner), so that the new daemons
+    are that clone's own again (its scripts know their processes by its path)."""
+    root = cluster_owner()
     proc = subprocess.run(
         [str(root / "hack" / "cluster.sh"), "docker"],
         capture_output=True,

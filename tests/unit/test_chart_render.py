@@ -117,17 +117,25 @@ def test_default_render_has_secure_defaults() -> None:
     assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
     assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
     assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    # Every namespace (no --namespace), peering through the release's ClusterKopfPeering.
-    assert ctr["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--peering=kaci"]
+    # Every namespace (no --namespace), peering through the release's ClusterKopfPeering,
+    # named for the release and its namespace (cluster-scoped: see the collision test).
+    assert ctr["args"] == [
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--peering=kaci-kaci-system",
+    ]
     (peering,) = of_kind(docs, "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "kaci"
-    mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
-    assert mounts == {"tmp": "/tmp", "docker-socket": "/var/run/docker.sock"}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["docker-socket"]["hostPath"] == {
-        "path": "/var/run/docker.sock",
-        "type": "Socket",
+    assert peering["metadata"]["name"] == "kaci-kaci-system"
+    # The socket's folder, read-only, and the engine address inside it: a restarted
+    # engine's new socket file shows up in the Pod.
+    mounts = {m["name"]: m for m in ctr["volumeMounts"]}
+    assert {n: m["mountPath"] for n, m in mounts.items()} == {
+        "tmp": "/tmp",
+        "docker-socket-dir": "/var/run/kaci/docker-host",
     }
+    assert mounts["docker-socket-dir"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["docker-socket-dir"]["hostPath"] == {"path": "/var/run", "type": "Directory"}
+    assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///var/run/kaci/docker-host/docker.sock"
     assert "emptyDir" in volumes["tmp"]
     assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
@@ -150,7 +158,8 @@ def test_local_values_wire_the_air_gapped_build_settings() -> None:
     assert settings.pip_no_index is True
     assert settings.registry == "127.0.0.1:5000"
     assert settings.registry_insecure is True
-    assert settings.docker_host == "unix:///var/run/docker.sock"
+    # The node's /var/run/docker.sock, through its folder's mount.
+    assert settings.docker_host == "unix:///var/run/kaci/docker-host/docker.sock"
 
 
 def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
@@ -179,14 +188,14 @@ def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
     # Peering per watched namespace: a KopfPeering there, and the right to use it.
     peerings = of_kind(docs, "KopfPeering")
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["kaci-ci-a", "kaci-ci-b"]
-    assert {p["metadata"]["name"] for p in peerings} == {"kaci"}
+    assert {p["metadata"]["name"] for p in peerings} == {"kaci-kaci-system"}
     for ns in ("kaci-ci-a", "kaci-ci-b"):
         assert ("kopf.dev", "kopfpeerings", "patch") in _triples(roles[ns]["rules"])
     assert of_kind(docs, "ClusterKopfPeering") == []
     args = container(docs)["args"]
     assert "--namespace=kaci-ci-a" in args
     assert "--namespace=kaci-ci-b" in args
-    assert "--peering=kaci" in args
+    assert "--peering=kaci-kaci-system" in args
     assert len(args) == 4
 
 
@@ -437,3 +446,106 @@ def test_standalone_values_recreate_and_grant_no_peering() -> None:
 def test_any_replica_count_with_peering(replicas: str) -> None:
     docs = render("--set", f"replicaCount={replicas}")
     assert deployment(docs)["spec"]["replicas"] == int(replicas)
+
+
+def _claimed_outside(docs: list[Manifest], release_ns: str) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of every object outside the release's namespace: the
+    cluster-scoped ones ("" namespace) and those put into watched namespaces or "default".
+    Two releases must not both claim one of these (Helm refuses the second install)."""
+    return {
+        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+        for d in docs
+        if d["metadata"].get("namespace", "") != release_ns
+    }
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        *(
+            ["-f", str(CHART / "ci" / f"{f}.yaml")]
+            for f in ("namespaced-values", "standalone-values")
+        ),
+    ],
+    ids=["default", "namespaced", "standalone"],
+)
+def test_one_release_name_in_two_namespaces_claims_no_object_twice(values: list[str]) -> None:
+    """`kaci` in kaci-system (make demo) and `kaci` in another namespace: every
+    cluster-scoped object, and every object in a namespace both releases reach (the
+    watched ones, "default"), has a name of each release's own."""
+    a = render(*values, "--namespace", "team-a")
+    b = render(*values, "--namespace", "team-b")
+    claimed_a, claimed_b = _claimed_outside(a, "team-a"), _claimed_outside(b, "team-b")
+    assert claimed_a, "nothing outside the release namespace: the test would prove nothing"
+    assert not claimed_a & claimed_b
+    kinds = {kind for kind, _, _ in claimed_a}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+    # The bindings point at their own release's roles and ServiceAccount.
+    roles = {("ClusterRole", "", d["metadata"]["name"]) for d in of_kind(a, "ClusterRole")} | {
+        ("Role", d["metadata"]["namespace"], d["metadata"]["name"]) for d in of_kind(a, "Role")
+    }
+    for doc in of_kind(a, "ClusterRoleBinding") + of_kind(a, "RoleBinding"):
+        ref = doc["roleRef"]
+        where = doc["metadata"].get("namespace", "") if ref["kind"] == "Role" else ""
+        assert (ref["kind"], where, ref["name"]) in roles, doc
+        assert doc["subjects"] == [
+            {"kind": "ServiceAccount", "name": "kaci", "namespace": "team-a"}
+        ]
+
+
+def test_long_names_stay_distinct_when_cut() -> None:
+    """Two namespaces whose names differ only past the 63-character cut still give two
+    names (the cut part ends in a hash of the whole)."""
+    long_ns = "n" * 60
+    a = render("--namespace", f"{long_ns}-a", release=LONGEST_RELEASE)
+    b = render("--namespace", f"{long_ns}-b", release=LONGEST_RELEASE)
+    names_a = {n for _, _, n in _claimed_outside(a, f"{long_ns}-a")}
+    names_b = {n for _, _, n in _claimed_outside(b, f"{long_ns}-b")}
+    assert names_a
+    assert names_b
+    assert not names_a & names_b
+    for name in names_a | names_b:
+        assert len(name) <= 63, name
+        assert not name.endswith("-"), name
+
+
+def test_a_named_peering_object_is_used_as_named() -> None:
+    docs = render("--set", "peering.name=shared-peering")
+    (peering,) = of_kind(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "shared-peering"
+    assert "--peering=shared-peering" in container(docs)["args"]
+
+
+def test_socket_mount_mounts_the_socket_file_only_when_asked() -> None:
+    docs = render("--set", "builder.socketMount=Socket")
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    (host,) = [v for v in pod["volumes"] if "hostPath" in v]
+    assert host["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["name"] == host["name"]]
+    assert mount["mountPath"] == "/var/run/docker.sock"
+    assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///var/run/docker.sock"
+
+
+def test_a_socket_elsewhere_mounts_its_own_folder() -> None:
+    docs = render("--set", "builder.dockerHost=unix:///run/docker-engine/engine.sock")
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    (host,) = [v for v in pod["volumes"] if "hostPath" in v]
+    assert host["hostPath"] == {"path": "/run/docker-engine", "type": "Directory"}
+    assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///var/run/kaci/docker-host/engine.sock"
+
+
+def test_a_socket_in_the_root_folder_is_refused_with_a_reason() -> None:
+    """Mounting the node's / into the Pod is never what anyone wants."""
+    proc = run_helm("template", "kaci", str(CHART), "--set", "builder.dockerHost=unix:///d.sock")
+    assert proc.returncode != 0
+    assert "builder.socketMount=Socket" in proc.stderr
+    docs = render(
+        "--set", "builder.dockerHost=unix:///d.sock", "--set", "builder.socketMount=Socket"
+    )
+    assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///d.sock"
+
+
+def test_default_image_is_the_app_version_the_build_script_also_pushes() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert container(render())["image"] == f"127.0.0.1:5000/kaci/operator:{chart['appVersion']}"

@@ -55,9 +55,39 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- printf "%s-%s" $base $suffix }}
 {{- end }}
 
-{{/* The peering object's name (peering.enabled). */}}
+{{/*
+The name of an object that is not in the release's namespace: the cluster-scoped
+ones (ClusterRole, ClusterRoleBinding, ClusterKopfPeering) and the namespaced ones
+the release puts into other namespaces (the Roles, RoleBindings and KopfPeerings of
+watchNamespaces, the Role in "default"). Helm release names are unique per
+namespace only, so these names carry the release's namespace too
+("<fullname>-<namespace>[-<suffix>]"): the same release name in two namespaces
+never claims the same object. Called with (list . "suffix") or (list . "").
+Past 63 characters the "<fullname>-<namespace>" part is cut and ends in 8
+characters of its sha256 (the whole, uncut), so two long names that share their
+first characters still differ; the suffix is always kept whole.
+*/}}
+{{- define "kaci.uniqueName" -}}
+{{- $ctx := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- $base := printf "%s-%s" (include "kaci.fullname" $ctx) $ctx.Release.Namespace }}
+{{- $room := 63 }}
+{{- if $suffix }}
+{{- $room = sub 62 (len $suffix) | int }}
+{{- end }}
+{{- if gt (len $base) $room }}
+{{- $base = printf "%s-%s" ($base | trunc (sub $room 9 | int) | trimSuffix "-") ($base | sha256sum | trunc 8) }}
+{{- end }}
+{{- if $suffix }}
+{{- printf "%s-%s" $base $suffix }}
+{{- else }}
+{{- $base }}
+{{- end }}
+{{- end }}
+
+{{/* The peering object's name (peering.enabled): peering.name, else unique per release. */}}
 {{- define "kaci.peeringName" -}}
-{{- default (include "kaci.fullname" .) .Values.peering.name }}
+{{- default (include "kaci.uniqueName" (list . "")) .Values.peering.name }}
 {{- end }}
 
 {{- define "kaci.image" -}}
@@ -76,6 +106,27 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
+Where the node's Docker socket folder is mounted in the Pod (builder.socketMount
+Directory): a path of kaci's own, so the mount hides nothing of the image.
+*/}}
+{{- define "kaci.dockerSocketDirInPod" -}}
+/var/run/kaci/docker-host
+{{- end }}
+
+{{/*
+The engine address the operator uses (KACI_DOCKER_HOST): builder.dockerHost, except
+that with a folder mount a unix socket is reached inside the mounted folder.
+*/}}
+{{- define "kaci.dockerHostInPod" -}}
+{{- $sock := include "kaci.dockerSocketPath" . }}
+{{- if and $sock (eq .Values.builder.socketMount "Directory") }}
+{{- printf "unix://%s/%s" (include "kaci.dockerSocketDirInPod" .) (base $sock) }}
+{{- else }}
+{{- .Values.builder.dockerHost }}
+{{- end }}
+{{- end }}
+
+{{/*
 Refuse value combinations the schema cannot express, with a message that says
 what to change.
 */}}
@@ -86,5 +137,52 @@ what to change.
 {{- $sock := include "kaci.dockerSocketPath" . }}
 {{- if and $sock (not (hasPrefix "/" $sock)) }}
 {{- fail (printf "builder.dockerHost %q: a unix socket needs an absolute path, e.g. unix:///var/run/docker.sock" .Values.builder.dockerHost) }}
+{{- end }}
+{{- if and $sock (eq .Values.builder.socketMount "Directory") (eq (dir $sock) "/") }}
+{{- fail (printf "builder.dockerHost %q: with builder.socketMount=Directory the socket's folder is mounted, and that must not be the node's / (put the socket in a folder, or set builder.socketMount=Socket)" .Values.builder.dockerHost) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Other kaci operators on the cluster whose objects overlap this release's (NOTES.txt):
+a Deployment of this chart in another release whose operator instance is the same
+(KACI_OPERATOR_INSTANCE, empty for both counts) and whose watched namespaces meet
+this release's (no --namespace argument: every namespace). Read with `lookup`, so
+only on a real install or upgrade (helm template and client dry runs see nothing).
+Prints one "<namespace>/<release>" per line.
+*/}}
+{{- define "kaci.overlappingReleases" -}}
+{{- $mine := .Values.watchNamespaces }}
+{{- $instance := .Values.operator.instance }}
+{{- $deployments := lookup "apps/v1" "Deployment" "" "" }}
+{{- range $d := ($deployments.items | default list) }}
+{{- $labels := $d.metadata.labels | default dict }}
+{{- $release := index $labels "app.kubernetes.io/instance" | default "" }}
+{{- $chart := index $labels "helm.sh/chart" | default "" }}
+{{- if and (hasPrefix (printf "%s-" $.Chart.Name) $chart) (eq (index $labels "app.kubernetes.io/component" | default "") "operator") (not (and (eq $d.metadata.namespace $.Release.Namespace) (eq $release $.Release.Name))) }}
+{{- $theirs := list }}
+{{- $theirInstance := "" }}
+{{- range $c := $d.spec.template.spec.containers }}
+{{- range $a := ($c.args | default list) }}
+{{- if hasPrefix "--namespace=" $a }}
+{{- $theirs = append $theirs (trimPrefix "--namespace=" $a) }}
+{{- end }}
+{{- end }}
+{{- range $e := ($c.env | default list) }}
+{{- if eq $e.name "KACI_OPERATOR_INSTANCE" }}
+{{- $theirInstance = $e.value | default "" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $meet := or (empty $mine) (empty $theirs) }}
+{{- range $ns := $mine }}
+{{- if has $ns $theirs }}
+{{- $meet = true }}
+{{- end }}
+{{- end }}
+{{- if and $meet (eq $theirInstance $instance) (gt (int $d.spec.replicas) 0) }}
+{{ $d.metadata.namespace }}/{{ $release }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
