@@ -25,11 +25,16 @@ FLASK_MAX_FORM_MEMORY_SIZE = 500_000
 FLASK_MAX_FORM_PARTS = 1_000
 
 
-class AMLRequest(Request):
+class FlaskLikeRequest(Request):
     """The request given to a @rawhttp run(): a werkzeug Request with Flask's form limits."""
 
     max_form_memory_size = FLASK_MAX_FORM_MEMORY_SIZE
     max_form_parts = FLASK_MAX_FORM_PARTS
+
+
+class AMLRequest(FlaskLikeRequest):
+    """The name score.py files import. As on Azure, run() gets the framework's own request
+    class (Flask's there, FlaskLikeRequest here), not an AMLRequest."""
 
 
 class AMLResponse(Response):
@@ -41,6 +46,9 @@ class AMLResponse(Response):
     at commas into repeated headers; a `Content-Type` given there replaces the
     default one. `x-ms-run-function-failed` says `run_function_failed`.
     """
+
+    # Flask's default (werkzeug's is text/plain): Azure's AMLResponse is a Flask response.
+    default_mimetype = "text/html"
 
     def __init__(
         self,
@@ -74,7 +82,7 @@ def build_request(
     peer: tuple[str, int] | None,
     server: tuple[str, int] | None,
     multiprocess: bool,
-) -> AMLRequest:
+) -> FlaskLikeRequest:
     """A werkzeug request from kaci's parsed one, with the WSGI environ gunicorn would give."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -104,4 +112,4 @@ def build_request(
             key = f"HTTP_{key}"
         # Repeated headers join with a comma, as gunicorn joins them.
         environ[key] = f"{environ[key]},{value}" if key in environ else value
-    return AMLRequest(environ)
+    return FlaskLikeRequest(environ)
