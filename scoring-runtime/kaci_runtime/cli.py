@@ -13,17 +13,17 @@ from kaci_runtime import __version__
 from kaci_runtime.config import Config, ConfigError, load
 
 
-def _listen(config: Config) -> socket.socket:
+def _listen(config: Config, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
+    sock.bind((config.host, port))
     sock.listen(2048)
     sock.setblocking(False)
     return sock
 
 
-def _banner(config: Config, port: int, shim: bool) -> str:
+def _banner(config: Config, port: int, shim: bool, health_port: int | None) -> str:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host  # noqa: S104
     lines = [
         f"kaci-runtime {__version__} listening on http://{config.host}:{port} "
@@ -37,6 +37,15 @@ def _banner(config: Config, port: int, shim: bool) -> str:
         f"fast json.loads {'on' if config.fast_json else 'off'}"
         + ("; azureml.core shim in use" if shim else ""),
     ]
+    if health_port is not None:
+        lines.append(
+            f"  health port  : http://{host}:{health_port}/ (SEPERATE_HEALTH_ENDPOINT: "
+            "the same routes on a second port)"
+        )
+    if config.cors_origins:
+        lines.append(f"  CORS         : {', '.join(config.cors_origins)}")
+    if config.config_file:
+        lines.append(f"  config file  : {config.config_file}")
     return "\n".join(lines)
 
 
@@ -54,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as ex:
         print(f"kaci-runtime: {ex}", file=sys.stderr)
         return 2
+    logging.getLogger().setLevel(config.log_level)
+    for warning in config.warnings:
+        logging.getLogger("kaci_runtime").warning("%s", warning)
     os.environ.update(exports)
     if config.worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before prometheus_client is imported (in the server module).
@@ -66,19 +78,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kaci_runtime.server import Worker
 
     shim_used = shim.install()
-    try:
-        sock = _listen(config)
-    except OSError as ex:
-        print(f"kaci-runtime: cannot listen on {config.host}:{config.port}: {ex}", file=sys.stderr)
-        return 2
-    port = sock.getsockname()[1]
-    print(_banner(config, port, shim_used), file=sys.stderr, flush=True)
+    socks: list[socket.socket] = []
+    for port in (config.port, config.health_port):
+        if port is None:
+            continue
+        try:
+            socks.append(_listen(config, port))
+        except OSError as ex:
+            print(f"kaci-runtime: cannot listen on {config.host}:{port}: {ex}", file=sys.stderr)
+            return 2
+    port = socks[0].getsockname()[1]
+    health_port = socks[1].getsockname()[1] if len(socks) > 1 else None
+    print(_banner(config, port, shim_used, health_port), file=sys.stderr, flush=True)
     if config.worker_count == 1:
-        code = Worker(config, sock).serve()
+        code = Worker(config, socks).serve()
     else:
         from kaci_runtime.workers import prefork
 
-        code = prefork(config.worker_count, sock, lambda i, fd: Worker(config, sock, i, fd).serve())
+        code = prefork(
+            config.worker_count, socks, lambda i, fd: Worker(config, socks, i, fd).serve()
+        )
     # Threads the score script started must not keep a stopped server alive.
     logging.shutdown()
     sys.stdout.flush()

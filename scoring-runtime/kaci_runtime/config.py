@@ -6,10 +6,13 @@ Flags win over environment variables, which win over defaults, as in azmlinfsrv.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 from kaci_runtime import __version__
 
@@ -17,6 +20,26 @@ DEFAULT_PORT = 5001
 # Azure's default scoring timeout: one hour.
 DEFAULT_SCORING_TIMEOUT_MS = 3_600_000
 DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+DEFAULT_HEALTH_PORT = 5000
+# azmlinfsrv exits with 1 on a command line it cannot parse (and prints its help).
+EXIT_BAD_ARGUMENTS = 1
+
+# The settings a config.json (--config_file, AZUREML_CONFIG_FILE, or config.json in the
+# app root or the entry script's folder) may hold: azmlinfsrv reads exactly these names.
+FILE_SETTINGS = (
+    "AZUREML_ENTRY_SCRIPT",
+    "AZUREML_SOURCE_DIRECTORY",
+    "AZUREML_MODEL_DIR",
+    "SERVICE_NAME",
+    "SERVICE_VERSION",
+    "SERVICE_PATH_PREFIX",
+    "SCORING_TIMEOUT_MS",
+    "AZUREML_LOG_LEVEL",
+    "WORKSPACE_NAME",
+    "HOSTNAME",
+    "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
+    "AZUREML_DEBUG_PORT",
+)
 
 
 class ConfigError(ValueError):
@@ -37,7 +60,21 @@ class Config:
     fast_json: bool = True
     access_log: bool = False
     graceful_timeout_s: float = 30.0
-    server_version: str = f"kaci-runtime/{__version__}"
+    # x-ms-server-version's value; None: the header is not sent.
+    server_version: str | None = f"kaci-runtime/{__version__}"
+    # AZUREML_SOURCE_DIRECTORY, relative to the app root: put on sys.path before score.py loads.
+    source_dir: str | None = None
+    # AML_CORS_ORIGINS: comma-separated origins (or patterns) allowed to call the service.
+    cors_origins: tuple[str, ...] = ()
+    # A second port serving the same routes (SEPERATE_HEALTH_ENDPOINT=true), or None.
+    health_port: int | None = None
+    service_name: str = "ML service"
+    service_version: str = "1.0"
+    service_path_prefix: str = ""
+    log_level: str = "INFO"
+    config_file: str | None = None
+    # Settings accepted for azmlinfsrv's sake that kaci does not act on: told in the log.
+    warnings: tuple[str, ...] = ()
 
 
 def _int(name: str, text: str, low: int, high: int | None = None) -> int:
@@ -70,8 +107,18 @@ def _key(environ: Mapping[str, str], which: str) -> str:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """azmlinfsrv's answer to a bad command line: the error, its full help, exit code 1."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(file=sys.stderr)
+        self.print_help(sys.stderr)
+        raise SystemExit(EXIT_BAD_ARGUMENTS)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="kaci-runtime",
         description=(
             "Serve an Azure ML score.py (init()/run()) over HTTP: GET / (liveness), GET /ready, "
@@ -80,7 +127,9 @@ def parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "environment: AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, AML_APP_ROOT, SERVER_PORT, "
-            "WORKER_COUNT, SCORING_TIMEOUT_MS, SERVICE_NAME, SERVICE_VERSION, SERVICE_PATH_PREFIX; "
+            "WORKER_COUNT, SCORING_TIMEOUT_MS, SERVICE_NAME, SERVICE_VERSION, SERVICE_PATH_PREFIX, "
+            "AZUREML_SOURCE_DIRECTORY, AZUREML_CONFIG_FILE, AML_CORS_ORIGINS, "
+            "SEPERATE_HEALTH_ENDPOINT, HEALTH_PORT, SERVER_VERSION_LOG_RESPONSE_ENABLED; "
             "kaci's own: KACI_HOST, KACI_MAX_REQUEST_BYTES, KACI_AUTH_PRIMARY_KEY, "
             "KACI_AUTH_SECONDARY_KEY (or *_KEY_FILE), KACI_FAST_JSON=0 (standard json.loads), "
             "KACI_ACCESS_LOG=1, "
@@ -96,17 +145,86 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring_timeout_ms", help="run() time limit in ms (default one hour)")
     p.add_argument("--max_request_bytes", help="largest request body accepted (default 100 MiB)")
     p.add_argument("--access_log", action="store_true", help="log one line per request")
+    p.add_argument(
+        "--health_port",
+        help=f"the second port when SEPERATE_HEALTH_ENDPOINT=true (default {DEFAULT_HEALTH_PORT})",
+    )
+    p.add_argument(
+        "--access_control_allow_origins",
+        help='enable CORS for these origins, comma-separated (e.g. "microsoft.com, bing.com")',
+    )
+    p.add_argument("--config_file", help="a JSON file of settings (azmlinfsrv's config.json)")
+    p.add_argument(
+        "--appinsights_instrumentation_key",
+        help="accepted for azmlinfsrv's sake; Application Insights is not supported (a warning)",
+    )
+    # azmlinfsrv's hidden transport switch; nothing to switch in kaci.
+    p.add_argument("--rest", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"kaci-runtime {__version__}")
     return p
+
+
+def _config_file(
+    flag: str | None, environ: Mapping[str, str], app_root: str, entry: str | None
+) -> str | None:
+    """azmlinfsrv's search: the flag, AZUREML_CONFIG_FILE, then a non-empty config.json in the
+    app root or the entry script's folder."""
+
+    def usable(path: str | None) -> bool:
+        return bool(path) and Path(str(path)).is_file() and Path(str(path)).stat().st_size > 0
+
+    given = os.path.realpath(flag) if flag else environ.get("AZUREML_CONFIG_FILE")
+    if given:
+        if not usable(given):
+            raise ConfigError(f"config file {given}: not found or empty")
+        return given
+    folders = [app_root]
+    if entry:
+        folders.append(str(Path(entry).resolve().parent))
+    for folder in folders:
+        candidate = str(Path(folder, "config.json"))
+        if usable(candidate):
+            return candidate
+    return None
+
+
+def _read_config_file(path: str) -> tuple[dict[str, str], list[str]]:
+    """The settings in a config.json as strings, and warnings about the keys it ignores."""
+    try:
+        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as ex:
+        raise ConfigError(f"config file {path}: {ex}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must hold a JSON object")
+    settings = {k: str(v) for k, v in data.items() if k in FILE_SETTINGS and v is not None}
+    extra = sorted(k for k in data if k not in FILE_SETTINGS)
+    warnings = []
+    if extra:
+        warnings.append(f"config file {path}: keys not supported by the server: {extra}")
+    return settings, warnings
 
 
 def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config, dict[str, str]]:
     """The settings, and the environment variables score.py must see (Azure sets them too)."""
     args = parser().parse_args(argv)
     exports: dict[str, str] = {}
-    entry = args.entry_script or environ.get("AZUREML_ENTRY_SCRIPT") or None
+    warnings: list[str] = []
     # azmlinfsrv's rule: the app root is AML_APP_ROOT, else the working directory.
     app_root = environ.get("AML_APP_ROOT") or str(Path.cwd())
+    early_entry = args.entry_script or environ.get("AZUREML_ENTRY_SCRIPT")
+    config_file = _config_file(args.config_file, environ, app_root, early_entry)
+    file_settings: dict[str, str] = {}
+    if config_file:
+        file_settings, file_warnings = _read_config_file(config_file)
+        warnings += file_warnings
+        if args.config_file:
+            exports["AZUREML_CONFIG_FILE"] = config_file
+
+    def setting(name: str) -> str | None:
+        # Environment variables win over the config file, as in azmlinfsrv.
+        return environ.get(name) or file_settings.get(name) or None
+
+    entry = setting("AZUREML_ENTRY_SCRIPT")
     if args.entry_script:
         entry = os.path.realpath(args.entry_script)
         exports["AZUREML_ENTRY_SCRIPT"] = entry
@@ -114,7 +232,44 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     if args.model_dir:
         model_dir = os.path.realpath(args.model_dir)
         exports["AZUREML_MODEL_DIR"] = model_dir
+    elif model_dir is None and file_settings.get("AZUREML_MODEL_DIR"):
+        model_dir = file_settings["AZUREML_MODEL_DIR"]
     keys = tuple(k for k in (_key(environ, "PRIMARY"), _key(environ, "SECONDARY")) if k)
+
+    cors_text = args.access_control_allow_origins
+    if cors_text is None:
+        cors_text = environ.get("AML_CORS_ORIGINS") or ""
+    if args.access_control_allow_origins is not None:
+        exports["AML_CORS_ORIGINS"] = args.access_control_allow_origins
+    cors = tuple(o.strip() for o in cors_text.split(",")) if cors_text.strip() else ()
+
+    health_port = None
+    if environ.get("SEPERATE_HEALTH_ENDPOINT") == "true":
+        health_port = _int(
+            "health_port",
+            args.health_port or environ.get("HEALTH_PORT") or str(DEFAULT_HEALTH_PORT),
+            0,
+            65535,
+        )
+
+    # Sent unless SERVER_VERSION_LOG_RESPONSE_ENABLED says otherwise; then only a version
+    # the deployment set itself in HTTP_X_MS_SERVER_VERSION.
+    version_flag = environ.get("SERVER_VERSION_LOG_RESPONSE_ENABLED")
+    server_version: str | None = f"kaci-runtime/{__version__}"
+    if version_flag is not None and version_flag.lower() != "true":
+        server_version = environ.get("HTTP_X_MS_SERVER_VERSION") or None
+
+    if args.appinsights_instrumentation_key is not None or _flag(
+        environ.get("AML_APP_INSIGHTS_ENABLED"), False
+    ):
+        warnings.append(
+            "Application Insights is not supported by kaci-runtime: "
+            "--appinsights_instrumentation_key / AML_APP_INSIGHTS_ENABLED / "
+            "AML_APP_INSIGHTS_KEY are ignored; requests are counted in /metrics"
+        )
+    if setting("AZUREML_DEBUG_PORT"):
+        warnings.append("AZUREML_DEBUG_PORT is ignored: kaci-runtime does not attach debugpy")
+
     config = Config(
         entry_script=entry,
         model_dir=model_dir,
@@ -127,7 +282,7 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         scoring_timeout_ms=_int(
             "SCORING_TIMEOUT_MS",
             args.scoring_timeout_ms
-            or environ.get("SCORING_TIMEOUT_MS")
+            or setting("SCORING_TIMEOUT_MS")
             or str(DEFAULT_SCORING_TIMEOUT_MS),
             1,
         ),
@@ -142,5 +297,15 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         fast_json=_flag(environ.get("KACI_FAST_JSON"), True),
         access_log=args.access_log or _flag(environ.get("KACI_ACCESS_LOG"), False),
         graceful_timeout_s=float(environ.get("KACI_GRACEFUL_TIMEOUT_S") or 30.0),
+        server_version=server_version,
+        source_dir=setting("AZUREML_SOURCE_DIRECTORY"),
+        cors_origins=cors,
+        health_port=health_port,
+        service_name=setting("SERVICE_NAME") or "ML service",
+        service_version=setting("SERVICE_VERSION") or "1.0",
+        service_path_prefix=setting("SERVICE_PATH_PREFIX") or "",
+        log_level=(setting("AZUREML_LOG_LEVEL") or "INFO").upper(),
+        config_file=config_file,
+        warnings=tuple(warnings),
     )
     return config, exports

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
@@ -79,7 +80,7 @@ DATE = _DateCache()
 class Request:
     """The parts of one request the handlers need."""
 
-    __slots__ = ("body", "keep_alive", "method", "path", "query", "raw_headers", "watched")
+    __slots__ = ("body", "ids", "keep_alive", "method", "path", "query", "raw_headers", "watched")
 
     def __init__(
         self,
@@ -98,6 +99,8 @@ class Request:
         self.watched = watched
         self.body = body
         self.keep_alive = keep_alive
+        # The request-id header lines of the answer (set by the router).
+        self.ids: list[bytes] | None = None
 
     def header(self, slot: int) -> bytes | None:
         return self.watched[slot]
@@ -114,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
         "discard",
         "header_bytes",
         "headers",
+        "held",
         "in_request",
         "parser",
         "transport",
@@ -137,6 +141,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         # Ignore everything still coming in (after a 413/431/400 that closes the connection).
         self.discard = False
+        # Requests of this connection waiting for init() to finish (answered in order).
+        self.held = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -257,6 +263,54 @@ class HttpProtocol(asyncio.Protocol):
         if not keep:
             self.discard = True
             transport.close()
+
+    def write_stream(
+        self, head: list[bytes], chunks: Iterator[bytes], keep_alive: bool, head_only: bool
+    ) -> None:
+        """Send a response whose body comes in pieces (a generator): chunked on HTTP/1.1.
+
+        An HTTP/1.0 client gets the raw bytes and the connection closes after them. If the
+        body raises midway, the connection is closed without the last chunk, so the
+        client sees a cut answer, not a complete wrong one.
+        """
+        transport = self.transport
+        self.in_request = False
+        if transport is None or transport.is_closing():
+            return
+        chunked = self.parser.get_http_version() != "1.0"
+        keep = keep_alive and not self.closing and chunked
+        head.append(DATE.get())
+        if chunked:
+            head.append(b"transfer-encoding: chunked\r\n")
+        head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
+        transport.write(b"".join(head))
+        if not head_only:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if chunked:
+                    transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    transport.write(chunk)
+            if chunked:
+                transport.write(b"0\r\n\r\n")
+        if not keep:
+            self.discard = True
+            transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now (a streamed body failed after its head was sent)."""
+        self.discard = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def peer(self) -> tuple[str, int] | None:
+        info = self.transport.get_extra_info("peername") if self.transport else None
+        return (str(info[0]), int(info[1])) if info else None
+
+    def local(self) -> tuple[str, int] | None:
+        info = self.transport.get_extra_info("sockname") if self.transport else None
+        return (str(info[0]), int(info[1])) if info else None
 
     def reject(self, code: int, message: str) -> None:
         """An error that ends the connection (the rest of the request is not read)."""

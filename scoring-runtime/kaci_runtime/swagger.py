@@ -7,7 +7,6 @@ Built once after init(); the server serves the pre-encoded bytes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,16 @@ import orjson
 VERSION_ALIASES = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}
 _SCHEMA_VERSION = {"2": "2.0", "3": "3.0", "3.1": "3.1"}
 _GENERIC_SCHEMA: dict[str, Any] = {"type": "object", "example": {}}
+
+# azmlinfsrv's description strings, word for word (clients and API catalogs show them).
+HEALTH_DESCRIPTION = "Simple health check endpoint to ensure the service is up at any given point."
+HEALTHY_DESCRIPTION = (
+    "If service is up and running, this response will be returned with the content 'Healthy'"
+)
+INPUT_DESCRIPTION = "The input payload for executing the real-time machine learning service."
+OUTPUT_DESCRIPTION = (
+    "The service processed the input correctly and provided a result prediction, if applicable."
+)
 
 
 class SwaggerError(Exception):
@@ -63,10 +72,10 @@ def swagger2(
             f"{prefix}/": {
                 "get": {
                     "operationId": "ServiceHealthCheck",
-                    "description": "Simple health check endpoint to ensure the service is up.",
+                    "description": HEALTH_DESCRIPTION,
                     "responses": {
                         "200": {
-                            "description": "The service is up: the body is 'Healthy'",
+                            "description": HEALTHY_DESCRIPTION,
                             "schema": {"type": "string"},
                             "examples": {"application/json": "Healthy"},
                         },
@@ -83,13 +92,13 @@ def swagger2(
                         {
                             "name": "serviceInputPayload",
                             "in": "body",
-                            "description": "The input payload for the machine learning service.",
+                            "description": INPUT_DESCRIPTION,
                             "schema": {"$ref": "#/definitions/ServiceInput"},
                         }
                     ],
                     "responses": {
                         "200": {
-                            "description": "The prediction output.",
+                            "description": OUTPUT_DESCRIPTION,
                             "schema": {"$ref": "#/definitions/ServiceOutput"},
                         },
                         "default": error,
@@ -145,10 +154,10 @@ def swagger3(
             f"{prefix}/": {
                 "get": {
                     "operationId": "ServiceHealthCheck",
-                    "description": "Simple health check endpoint to ensure the service is up.",
+                    "description": HEALTH_DESCRIPTION,
                     "responses": {
                         "200": {
-                            "description": "The service is up: the body is 'Healthy'",
+                            "description": HEALTHY_DESCRIPTION,
                             "content": {
                                 "text/plain": {"schema": {"type": "string", "example": "Healthy"}}
                             },
@@ -163,12 +172,12 @@ def swagger3(
                     "description": "Run web service's model and get the prediction output",
                     "security": [{"Bearer": []}],
                     "requestBody": {
-                        "description": "The input payload for the machine learning service.",
+                        "description": INPUT_DESCRIPTION,
                         "content": content("ServiceInput"),
                     },
                     "responses": {
                         "200": {
-                            "description": "The prediction output.",
+                            "description": OUTPUT_DESCRIPTION,
                             "content": content("ServiceOutput"),
                         },
                         "default": error,
@@ -242,11 +251,10 @@ class Swagger:
         cls,
         run: Callable[..., Any],
         folders: list[Path],
-        environ: dict[str, str] | os._Environ[str] = os.environ,
+        name: str = "ML service",
+        service_version: str = "1.0",
+        raw_prefix: str = "",
     ) -> Swagger:
-        name = environ.get("SERVICE_NAME", "ML service")
-        service_version = environ.get("SERVICE_VERSION", "1.0")
-        raw_prefix = environ.get("SERVICE_PATH_PREFIX", "")
         prefix = f"/{raw_prefix.strip('/')}" if raw_prefix else ""
         docs: dict[str, bytes] = {}
         for version in ("2", "3", "3.1"):

@@ -2,7 +2,7 @@
 
 How run() is called depends on its signature and decorators, decided once at load:
 - plain `run(raw_data)`: the POST body as a str (GET: the query parameters as a JSON str);
-- `@rawhttp`: the request object (kaci_runtime.amlapi.AMLRequest);
+- `@rawhttp`: a werkzeug request (kaci_runtime.amlhttp.AMLRequest);
 - `@input_schema` (inference-schema): the JSON body's keys as keyword arguments;
 - any of these may also take `request_headers` (a dict of the request's headers).
 """
@@ -80,9 +80,19 @@ def header_dict(headers: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def load_module(entry_script: str | None, app_root: str) -> ModuleType:
-    """Import score.py as Azure does (module name `entry_module`; `main` when no script is set)."""
-    for folder in (app_root, str(Path(entry_script).resolve().parent) if entry_script else None):
+def load_module(
+    entry_script: str | None, app_root: str, source_dir: str | None = None
+) -> ModuleType:
+    """Import score.py as Azure does (module name `entry_module`; `main` when no script is set).
+
+    On sys.path: the app root, then AZUREML_SOURCE_DIRECTORY (relative to the app root, as
+    Azure joins it), then the script's own folder.
+    """
+    source = str(Path(app_root, source_dir)) if source_dir else None
+    # Path() drops app_root when the script's path is absolute.
+    script_dir = str(Path(app_root, entry_script).resolve().parent) if entry_script else None
+    folders = (app_root, source, script_dir)
+    for folder in folders:
         if folder and folder not in sys.path:
             sys.path.append(folder)
     if not entry_script:
@@ -129,9 +139,11 @@ class UserScript:
         )
 
     @classmethod
-    def load(cls, entry_script: str | None, app_root: str) -> UserScript:
+    def load(
+        cls, entry_script: str | None, app_root: str, source_dir: str | None = None
+    ) -> UserScript:
         amlapi.reset_raw_http()
-        module = load_module(entry_script, app_root)
+        module = load_module(entry_script, app_root, source_dir)
         where = getattr(module, "__file__", entry_script or "main")
         if not hasattr(module, "init"):
             raise UserScriptError(
@@ -174,17 +186,14 @@ class UserScript:
     def arguments(
         self,
         method: str,
-        path: str,
         query: str,
         headers: list[tuple[str, str]],
         body: bytes,
         content_type: str,
     ) -> dict[str, Any]:
-        if self.mode is Mode.RAW:
-            args: dict[str, Any] = {
-                self.data_param: amlapi.AMLRequest(method, path, query, headers, body)
-            }
-        elif method == "POST":
+        """run()'s arguments: a string or @input_schema run() (@rawhttp: kaci_runtime.scoring)."""
+        args: dict[str, Any]
+        if method == "POST":
             args = self._post_arguments(body, content_type)
         elif method == "GET":
             parsed = query_parameters(amlapi.Args(query))

@@ -20,7 +20,7 @@ from types import FrameType
 log = logging.getLogger("kaci_runtime")
 
 
-def prefork(count: int, sock: socket.socket, run_worker: Callable[[int, int], int]) -> int:
+def prefork(count: int, socks: list[socket.socket], run_worker: Callable[[int, int], int]) -> int:
     """Run `run_worker(worker_id, report_fd)` in `count` children; report_fd takes the
     one-line reason a worker could not start, which the parent prints last."""
     children: dict[int, int] = {}  # pid -> worker id
@@ -74,7 +74,8 @@ def prefork(count: int, sock: socket.socket, run_worker: Callable[[int, int], in
             continue
         log.warning("worker %d (pid %d) exited with %d: starting a new one", worker_id, pid, code)
         spawn(worker_id)
-    sock.close()
+    for sock in socks:
+        sock.close()
     os.close(report_w)
     if result:
         # The failing worker's summary, again, as the very last line of the log.

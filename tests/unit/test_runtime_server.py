@@ -564,7 +564,9 @@ def test_unusable_script_exits_non_zero(tmp_path: Path, source: str, reason: str
     assert reason in rt.log().strip().splitlines()[-1]
 
 
-def test_readiness_is_503_while_init_runs(tmp_path: Path) -> None:
+def test_score_is_held_while_init_runs_and_answered_after(tmp_path: Path) -> None:
+    """azmlinfsrv's worker takes no request before its app is loaded: /score waits for
+    init() rather than failing; liveness and readiness answer at once."""
     gate = tmp_path / "gate"
     script = write(
         tmp_path,
@@ -577,7 +579,7 @@ def test_readiness_is_503_while_init_runs(tmp_path: Path) -> None:
                 time.sleep(0.02)
 
         def run(raw_data):
-            return "ok"
+            return "ok " + raw_data
         """,
     )
     rt = LocalRuntime(script, cwd=tmp_path).start()
@@ -585,10 +587,59 @@ def test_readiness_is_503_while_init_runs(tmp_path: Path) -> None:
         rt.wait_listening()
         assert rt.request("GET", "/")[0] == 200
         assert rt.request("GET", "/ready")[0] == 503
-        assert rt.request("POST", "/score", "x")[0] == 503
+        answers: list[tuple[int, bytes]] = []
+
+        def score() -> None:
+            status, _, body = rt.request("POST", "/score", "x", timeout=60)
+            answers.append((status, body))
+
+        waiting = threading.Thread(target=score)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive(), "the request was answered before init() finished"
+        assert answers == []
         gate.write_text("go")
+        waiting.join(30)
+        assert answers == [(200, b'"ok x"')]
         rt.wait_ready()
-        assert rt.request("POST", "/score", "x")[0] == 200
+    finally:
+        rt.stop()
+
+
+def test_held_requests_get_503_when_init_fails(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    script = write(
+        tmp_path,
+        "score.py",
+        f"""
+        import os, time
+
+        def init():
+            while not os.path.exists({str(gate)!r}):
+                time.sleep(0.02)
+            raise RuntimeError("no model today")
+
+        def run(raw_data):
+            return "never"
+        """,
+    )
+    rt = LocalRuntime(script, cwd=tmp_path).start()
+    try:
+        rt.wait_listening()
+        answers: list[tuple[int, bytes]] = []
+
+        def score() -> None:
+            status, _, body = rt.request("POST", "/score", "x", timeout=60)
+            answers.append((status, body))
+
+        waiting = threading.Thread(target=score)
+        waiting.start()
+        waiting.join(0.3)
+        gate.write_text("go")
+        waiting.join(30)
+        assert answers
+        assert answers[0][0] == 503
+        assert rt.wait_exit() == 3
     finally:
         rt.stop()
 

@@ -1,5 +1,5 @@
-"""kaci's stand-in: `AMLResponse` for @rawhttp score.py files."""
+"""kaci's stand-in: `AMLResponse` (a werkzeug Response) for @rawhttp score.py files."""
 
-from kaci_runtime.amlapi import AMLResponse
+from kaci_runtime.amlhttp import AMLResponse
 
 __all__ = ["AMLResponse"]

@@ -1,0 +1,161 @@
+"""The routes: which answer a request gets, by path and method.
+
+`/` (liveness), `/ready`, `/metrics`, `/swagger.json` and `/score` (kaci_runtime.scoring).
+While init() runs, `/score` and `/swagger.json` requests are held (as azmlinfsrv's
+worker holds every request until its app is loaded) and answered when init() is
+done; liveness and readiness answer at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from kaci_runtime import amlapi
+from kaci_runtime.config import Config
+from kaci_runtime.metrics import LocalMetrics, SharedMetrics
+from kaci_runtime.protocol import HttpProtocol, Request
+from kaci_runtime.responder import HTML, JSON, METRICS_TYPE, RUN_OK, Responder
+from kaci_runtime.scoring import Scorer
+from kaci_runtime.swagger import Swagger, SwaggerError
+
+log = logging.getLogger("kaci_runtime")
+
+NOT_FOUND = (
+    "The requested URL was not found on the server. If you entered the URL manually please "
+    "check your spelling and try again."
+)
+NOT_ALLOWED = "The method is not allowed for the requested URL."
+UNAUTHORIZED = "Unauthorized: send a valid key as 'Authorization: Bearer <key>'"
+NOT_READY = "The scoring script is not ready yet: init() has not finished"
+ALLOW_GET = [b"allow: GET, HEAD, OPTIONS\r\n"]
+WWW_AUTHENTICATE = [b"www-authenticate: Bearer\r\n"]
+
+_ROUTES_GET_ONLY = {
+    b"/": "/",
+    b"/ready": "/ready",
+    b"/swagger.json": "/swagger.json",
+    b"/metrics": "/metrics",
+}
+# Routes that wait for init() instead of answering 503 while it runs.
+HELD_UNTIL_READY = frozenset((b"/score", b"/swagger.json"))
+
+
+class Router:
+    def __init__(
+        self,
+        config: Config,
+        responder: Responder,
+        metrics: LocalMetrics | SharedMetrics,
+        hold: Callable[[HttpProtocol, Request], None],
+    ) -> None:
+        self.config = config
+        self.responder = responder
+        self.metrics = metrics
+        self.hold = hold
+        self.auth_keys = [f"Bearer {k}".encode() for k in config.auth_keys]
+        # Set when init() succeeded.
+        self.scorer: Scorer | None = None
+        self.swagger: Swagger | None = None
+        # Hold requests (False once init() is done or failed).
+        self.holding = True
+
+    def handle(self, conn: HttpProtocol, req: Request) -> None:
+        path = req.path
+        # A connection with held requests keeps its order: this one waits behind them.
+        if conn.held or (self.holding and path in HELD_UNTIL_READY):
+            self.hold(conn, req)
+            return
+        began = time.perf_counter()
+        responder = self.responder
+        ids, too_long = responder.id_lines(conn, req)
+        req.ids = ids
+        if too_long is not None:
+            code = 431
+            route = "other"
+            responder.error(conn, req, 431, too_long)
+        elif path == b"/score":
+            route = "/score"
+            code = self.score(conn, req)
+        elif path in _ROUTES_GET_ONLY:
+            route = _ROUTES_GET_ONLY[path]
+            code = self.get_route(conn, req, route)
+        else:
+            code = 404
+            route = "other"
+            responder.error(conn, req, 404, NOT_FOUND)
+        took = time.perf_counter() - began
+        self.metrics.observe(route, code, took)
+        if self.config.access_log:
+            log.info(
+                "%s %s %d %.3fms",
+                req.method.decode("latin-1"),
+                (path + (b"?" + req.query if req.query else b"")).decode("latin-1"),
+                code,
+                took * 1000,
+            )
+
+    def score(self, conn: HttpProtocol, req: Request) -> int:
+        scorer = self.scorer
+        if scorer is None:
+            self.responder.error(conn, req, 503, NOT_READY)
+            return 503
+        if self.auth_keys and not self._authorized(req):
+            self.responder.error(conn, req, 401, UNAUTHORIZED, WWW_AUTHENTICATE)
+            return 401
+        return scorer.score(conn, req)
+
+    def get_route(self, conn: HttpProtocol, req: Request, route: str) -> int:
+        responder = self.responder
+        method = req.method
+        if method not in (b"GET", b"HEAD"):
+            if method == b"OPTIONS":
+                responder.send(conn, req, 200, HTML, b"", ALLOW_GET, req.keep_alive)
+                return 200
+            responder.error(conn, req, 405, NOT_ALLOWED, ALLOW_GET)
+            return 405
+        head = method == b"HEAD"
+        if route == "/":
+            responder.send(conn, req, 200, HTML, b"Healthy", None, req.keep_alive, head)
+            return 200
+        if route == "/ready":
+            if self.scorer is not None:
+                responder.send(conn, req, 200, HTML, b"Ready", None, req.keep_alive, head)
+                return 200
+            responder.error(conn, req, 503, NOT_READY)
+            return 503
+        if route == "/metrics":
+            body = self.metrics.render()
+            responder.send(conn, req, 200, METRICS_TYPE, body, None, req.keep_alive, head)
+            return 200
+        # /swagger.json
+        if not self._authorized(req):
+            responder.error(conn, req, 401, UNAUTHORIZED, WWW_AUTHENTICATE)
+            return 401
+        if self.swagger is None:
+            responder.error(conn, req, 503, NOT_READY)
+            return 503
+        version: str | None = None
+        if req.query:
+            version = amlapi.Args(req.query.decode("latin-1")).get("version")
+        try:
+            doc = self.swagger.get(version)
+        except SwaggerError as ex:
+            responder.error(conn, req, 404, str(ex))
+            return 404
+        responder.send(conn, req, 200, JSON, doc, [RUN_OK], req.keep_alive, head)
+        return 200
+
+    def _authorized(self, req: Request) -> bool:
+        if not self.auth_keys:
+            return True
+        given = req.watched[2]
+        if given is None:
+            return False
+        # Constant-time comparison against each configured key.
+        ok = False
+        for key in self.auth_keys:
+            ok |= hmac.compare_digest(given, key)
+        return ok

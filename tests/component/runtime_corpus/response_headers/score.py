@@ -1,0 +1,54 @@
+"""AMLResponse: headers given and set afterwards, mimetype, comma lists, JSON, status codes."""
+
+from azureml.contrib.services.aml_request import rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+
+
+def init():
+    pass
+
+
+@rawhttp
+def run(request):
+    case = request.args.get("case", "")
+    if case == "assign":
+        resp = AMLResponse("assigned", 200)
+        resp.headers["X-Assigned"] = "yes"
+        resp.headers.add("X-Added", "one")
+        resp.headers.add("X-Added", "two")
+        return resp
+    if case == "mimetype":
+        resp = AMLResponse("plain text now", 200)
+        resp.mimetype = "text/plain"
+        return resp
+    if case == "content_type_given":
+        return AMLResponse(b"\x89PNG....", 200, {"Content-Type": "image/png"})
+    if case == "content_type_lower":
+        return AMLResponse("two types", 200, {"content-type": "text/csv"})
+    if case == "comma":
+        return AMLResponse(
+            "listed", 200, {"X-List": "a, b,c", "Cache-Control": "no-cache, no-store"}
+        )
+    if case == "json":
+        return AMLResponse({"k": [1, 2]}, 201, {"X-Json": "1"}, json_str=True)
+    if case == "none":
+        return AMLResponse(None, 202)
+    if case == "not_found":
+        return AMLResponse("nothing here", 404)
+    if case == "server_error":
+        return AMLResponse("it broke", 503)
+    if case == "failed_flag":
+        return AMLResponse("flagged", 200, run_function_failed=True)
+    if case == "status_set":
+        resp = AMLResponse("teapot", 200)
+        resp.status_code = 418
+        return resp
+    if case == "data_set":
+        resp = AMLResponse("old", 200)
+        resp.set_data(b"new body")
+        return resp
+    if case == "cookie":
+        resp = AMLResponse("cookie", 200)
+        resp.set_cookie("session", "abc")
+        return resp
+    return {"case": case}
