@@ -225,6 +225,51 @@ def reconcile_image(seen: ImageSeen, edges: Edges) -> Outcome:
     return build(seen, edges, inputs, context, content, version, models)
 
 
+def _write(
+    edges: Edges,
+    body: Mapping[str, Any],
+    state: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    **fields: Any,
+) -> None:
+    """Patch the Image's status now (a build's progress and its end)."""
+    namespace, name, gen = meta(body)
+    st = _state(body.get("status") or {}, gen, state, ok, reason, message, edges.now(), **fields)
+    edges.patch_status(api.IMAGES, namespace, name, st)
+
+
+def build_failed(
+    edges: Edges, body: Mapping[str, Any], e: Exception, fields: Mapping[str, Any]
+) -> Outcome:
+    """A build that did not end with a pushed image: the builder was away (retry),
+    the inputs failed (Failed, the user fixes them), or something else stopped it
+    (the API server while streaming the log, a bug: never left saying Running)."""
+    if isinstance(e, InfraDown):
+        edges.event(body, True, e.reason, short(e))
+        _write(edges, body, api.NOT_STARTED, False, e.reason, short(e), buildLog=e.log_tail)
+        return Outcome.WAIT
+    if isinstance(e, UserError):
+        edges.event(body, True, api.REASON_BUILD_FAILED, short(e))
+        kept = {k: fields[k] for k in ("version", "contentHash")}
+        _write(
+            edges,
+            body,
+            api.FAILED,
+            False,
+            api.REASON_BUILD_FAILED,
+            short(e),
+            buildLog=e.log_tail,
+            **kept,
+        )
+        return Outcome.FAILED
+    message = f"the build stopped unexpectedly ({e}); trying again"
+    edges.event(body, True, api.REASON_BUILD_INTERRUPTED, message[:1000])
+    _write(edges, body, api.NOT_STARTED, False, api.REASON_BUILD_INTERRUPTED, message)
+    return Outcome.WAIT
+
+
 def build(
     seen: ImageSeen,
     edges: Edges,
@@ -235,9 +280,7 @@ def build(
     models: list[dict[str, Any]],
 ) -> Outcome:
     body = seen.body
-    namespace, name, gen = meta(body)
-    old = body.get("status") or {}
-    now = edges.now
+    namespace, _, _ = meta(body)
     image_name = image_name_of(body)
     settings = edges.settings
     tag = f"{names.scoring_repo(settings.registry, namespace, image_name)}:{content[:24]}"
@@ -246,69 +289,30 @@ def build(
 
     def mark_running() -> None:
         # Progress, not the pass's status: a build takes a while, and status says so.
-        running = _state(
-            old,
-            gen,
-            api.RUNNING,
-            False,
-            api.RUNNING,
-            f"building {tag}",
-            now(),
-            buildLog="",
-            **fields,
+        _write(
+            edges, body, api.RUNNING, False, api.RUNNING, f"building {tag}", buildLog="", **fields
         )
-        edges.patch_status(api.IMAGES, namespace, name, running)
 
     try:
         digest, built = edges.build(context, tag, progress, mark_running)
-    except InfraDown as e:
-        edges.event(body, True, e.reason, short(e))
-        st = _state(
-            old, gen, api.NOT_STARTED, False, e.reason, short(e), now(), buildLog=e.log_tail
-        )
-        edges.patch_status(api.IMAGES, namespace, name, st)
-        return Outcome.WAIT
-    except UserError as e:
-        edges.event(body, True, api.REASON_BUILD_FAILED, short(e))
-        st = _state(
-            old,
-            gen,
-            api.FAILED,
-            False,
-            api.REASON_BUILD_FAILED,
-            short(e),
-            now(),
-            buildLog=e.log_tail,
-            version=version,
-            contentHash=content,
-        )
-        edges.patch_status(api.IMAGES, namespace, name, st)
-        return Outcome.FAILED
     except Exception as e:
-        # Anything else (the API server while streaming the log, a bug) ends this attempt
-        # too: the Image must not go on saying Running while it waits to try again.
-        message = f"the build stopped unexpectedly ({e}); trying again"
-        edges.event(body, True, api.REASON_BUILD_INTERRUPTED, message[:1000])
-        st = _state(old, gen, api.NOT_STARTED, False, api.REASON_BUILD_INTERRUPTED, message, now())
-        edges.patch_status(api.IMAGES, namespace, name, st)
-        return Outcome.WAIT
+        return build_failed(edges, body, e, fields)
     if built:
         build_log = f"{progress.tail}\nbuilt and pushed {tag}"
     else:
         build_log = f"reused {tag}: an image with the same inputs was already built"
     location = f"{names.scoring_repo(settings.pull_registry, namespace, image_name)}@{digest}"
-    done = _state(
-        old,
-        gen,
+    message = f"image version {version} is built"
+    _write(
+        edges,
+        body,
         api.SUCCEEDED,
         True,
         api.SUCCEEDED,
-        f"image version {version} is built",
-        now(),
+        message,
         imageLocation=location,
         buildLog=build_log,
         **fields,
     )
-    edges.patch_status(api.IMAGES, namespace, name, done)
     edges.event(body, False, api.SUCCEEDED, f"{image_name} version {version}: {location}")
     return Outcome.DONE

@@ -168,53 +168,63 @@ def serving_status(
     return st, verdict.state
 
 
-def reconcile_webservice(seen: WebserviceSeen, edges: Edges) -> Outcome:
-    body = seen.body
-    namespace, name, gen = meta(body)
-    old = body.get("status") or {}
-    owner = names.owner_reference(body, api.WEBSERVICE)
-    spec = body["spec"]
-    child_image = ensure_children(seen, edges, owner)
-    if "image" in spec:
-        image_name, version = str(spec["image"]["name"]), spec["image"].get("version")
-        image = find_image(list(seen.images), version)
-    else:
-        image_name, version, image = name, None, child_image
-    iv = image_verdict(image, image_name, version, namespace, gen)
-    if iv.image is None:
-        st = ws_status.status(
-            gen, iv.condition, iv.failed, None, None, old.get("conditions"), edges.now()
-        )
-        write_status(edges, api.WEBSERVICES, body, {**base_status(seen, edges), **st})
-        return iv.outcome
+def image_to_deploy(seen: WebserviceSeen, child_image: Obj | None) -> ImageVerdict:
+    """Option 3's named Image (at its version, or the latest), else its own child's."""
+    namespace, name, gen = meta(seen.body)
+    ref = seen.body["spec"].get("image")
+    if ref is None:
+        return image_verdict(child_image, name, None, namespace, gen)
+    version = ref.get("version")
+    return image_verdict(
+        find_image(list(seen.images), version), str(ref["name"]), version, namespace, gen
+    )
+
+
+def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> tuple[Obj, str]:
+    """The keys Secret, Deployment and Service for the image; the status they give."""
+    namespace, name, _ = meta(seen.body)
+    assert iv.image is not None
     ist = iv.image.get("status") or {}
     location = str(ist["imageLocation"])
-    dc = dict(spec["deploymentConfig"])
+    dc = dict(seen.body["spec"]["deploymentConfig"])
     keys = ensure_keys(seen, edges, owner) if dc.get("authEnabled") else None
     settings = edges.settings
     instance = settings.operator_instance
     template = render.pod_template(name, location, dc, keys, settings.image_pull_secret, instance)
-    deployment = apply_if_changed(
-        edges, render.deployment(name, namespace, owner, template, instance), seen.deployment
-    )
+    desired = render.deployment(name, namespace, owner, template, instance)
+    deployment = apply_if_changed(edges, desired, seen.deployment)
     service = apply_if_changed(
         edges, render.service(name, namespace, owner, instance), seen.service
     )
     serving, state = serving_status(seen, edges, deployment, service, iv.condition)
-    new = {
+    image_name = str(iv.image["spec"].get("imageName") or iv.image["metadata"]["name"])
+    status = {
         **base_status(seen, edges),
         "imageLocation": location,
         "image": {"name": image_name, "version": ist.get("version")},
         "models": [
-            {k: v for k, v in m.items() if k in ("name", "version")}
-            for m in ist.get("models") or []
+            {"name": m.get("name"), "version": m.get("version")} for m in ist.get("models") or []
         ],
         "keysSecret": api.keys_secret_name(name) if keys else None,
         **serving,
     }
-    write_status(edges, api.WEBSERVICES, body, new)
-    if state == api.HEALTHY and new["state"] == api.HEALTHY:
+    return status, state
+
+
+def reconcile_webservice(seen: WebserviceSeen, edges: Edges) -> Outcome:
+    body = seen.body
+    _, _, gen = meta(body)
+    owner = names.owner_reference(body, api.WEBSERVICE)
+    iv = image_to_deploy(seen, ensure_children(seen, edges, owner))
+    if iv.image is None:
+        old = (body.get("status") or {}).get("conditions")
+        st = ws_status.status(gen, iv.condition, iv.failed, None, None, old, edges.now())
+        write_status(edges, api.WEBSERVICES, body, {**base_status(seen, edges), **st})
+        return iv.outcome
+    status, pods_state = deploy(seen, edges, owner, iv)
+    write_status(edges, api.WEBSERVICES, body, status)
+    if pods_state == api.HEALTHY and status["state"] == api.HEALTHY:
         return Outcome.DONE
-    if state in (api.FAILED, api.UNSCHEDULABLE):
+    if pods_state in (api.FAILED, api.UNSCHEDULABLE):
         return Outcome.FAILED  # the Pods' next change (or the resync) looks again
     return Outcome.WAIT
