@@ -177,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every event handler's success ("Handler 'child_changed' succeeded")
+        # at INFO: a line per Pod event. Its warnings and errors still show; kaci logs
+        # what it does itself (kaci.handlers.runner).
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     clusterwide = not args.namespace
     settings = kopf_settings(
         peering=args.peering,

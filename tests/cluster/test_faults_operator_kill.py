@@ -194,10 +194,11 @@ def test_operator_sigkilled_while_deploying_converges(
     # Converged: more kills change nothing (no rebuild, no new Pod, same keys).
     _kill_cycles(instance, rng, KILLS_WHEN_CONVERGED, 1.0, 5.0)
     with run_operator(instance) as op:
-        # Once kopf has resumed every object (its log says so), compare with before.
+        # Once the operator has looked at every object again (its log says so, once
+        # per object), compare with before.
         def resumed() -> bool:
             text: str = op.log_path.read_text(errors="replace")
-            return text.count("Resuming is processed") >= len(kaci_objects)
+            return text.count("first pass over ") >= len(kaci_objects)
 
         wait_until(resumed, "the operator to resume every object", attempts=90)
         kubectl(

@@ -38,10 +38,10 @@ INDEXERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "webservice_objects": (api.WEBSERVICE, wiring.webservice_objects),
     "webservices_by_image": (api.WEBSERVICE, wiring.webservices_by_image),
 }
-HANDLERS = {
-    api.MODEL: wiring.model_changed,
-    api.IMAGE: wiring.image_changed,
-    api.WEBSERVICE: wiring.webservice_changed,
+HANDLERS: dict[str, list[Callable[..., Any]]] = {
+    api.MODEL: [wiring.model_changed, wiring.model_dependents],
+    api.IMAGE: [wiring.image_changed, wiring.image_dependents],
+    api.WEBSERVICE: [wiring.webservice_changed],
 }
 
 
@@ -81,15 +81,16 @@ class FakeAPI:
         def deliver() -> None:
             with self.lock:
                 self._reindex()
-            coro = HANDLERS[kind](
-                body=frozen,
-                name=frozen["metadata"]["name"],
-                namespace=NS,
-                type=type_,
-                images_by_model=self.indexes["images_by_model"],
-                webservices_by_image=self.indexes["webservices_by_image"],
-            )
-            self.loop.create_task(coro)
+            for handler in HANDLERS[kind]:
+                coro = handler(
+                    body=frozen,
+                    name=frozen["metadata"]["name"],
+                    namespace=NS,
+                    type=type_,
+                    images_by_model=self.indexes["images_by_model"],
+                    webservices_by_image=self.indexes["webservices_by_image"],
+                )
+                self.loop.create_task(coro)
 
         self.loop.call_soon_threadsafe(deliver)
 
@@ -208,6 +209,7 @@ class Sim:
         settings = Settings(max_workers=4, resync_s=3600)
         self.runner = Runner(self.fake.indexes, settings, leader.Leadership(None), self.edges)
         runner._runner = self.runner
+        wiring._last_seen.clear()
         self.runner.queue.start()
 
     async def until(self, ok: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -306,12 +308,12 @@ def test_a_lost_wake_up_is_made_good_by_the_backoff() -> None:
         sim.fake.create(api.MODEL, "m", model_spec("m", "m"))
         sim.fake.create(api.IMAGE, "img", image_spec("m"))
         await asyncio.sleep(0.2)
-        real = wiring.model_changed
+        real = HANDLERS[api.MODEL]
 
         async def lost(**_: Any) -> None:
             return None
 
-        HANDLERS[api.MODEL] = lost
+        HANDLERS[api.MODEL] = [lost]
         try:
             sim.edges.gate("store:m").set()
             await sim.until(

@@ -63,6 +63,7 @@ class Runner:
         self.pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="kaci-pass")
         self.queue = WorkQueue(self.run, workers=settings.max_workers)
         self.tasks: list[asyncio.Task[None]] = []
+        self.looked_at: set[Key] = set()
 
     def seen(self, key: Key) -> Any:
         """The observed state of a pass, from the indexes (None: the object is gone)."""
@@ -113,8 +114,19 @@ class Runner:
         seen = self.seen(key)
         if seen is None:
             self.queue.forget(key)
+            self.looked_at.discard(key)
             return Outcome.DONE
-        kind = key[0]
+        outcome = await self.reconcile(key[0], seen)
+        if key not in self.looked_at:
+            # Once per object and process: after a restart, says every object was
+            # looked at again (at INFO); every pass is at DEBUG.
+            self.looked_at.add(key)
+            log.info("first pass over %s %s/%s: %s", *key, outcome.value)
+        else:
+            log.debug("pass over %s %s/%s: %s", *key, outcome.value)
+        return outcome
+
+    async def reconcile(self, kind: str, seen: Any) -> Outcome:
         loop = asyncio.get_running_loop()
         if kind == api.MODEL:
             return await loop.run_in_executor(self.pool, reconcile_model, seen, self.edges)

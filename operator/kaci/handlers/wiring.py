@@ -48,7 +48,10 @@ def model_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -
     return {(namespace, name): snapshot(body)}
 
 
-@kopf.index(G, V, api.MODELS, labels=instance_filter())
+# Images take Models, and Webservices Images, of any operator instance in their
+# namespace (a canary operator's Webservice may deploy the main one's Image): the
+# by-name indexes and the wake-ups of dependents are not filtered by instance.
+@kopf.index(G, V, api.MODELS)
 def models_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, model_name_of(body)): snapshot(body)}
 
@@ -58,7 +61,7 @@ def image_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -
     return {(namespace, name): snapshot(body)}
 
 
-@kopf.index(G, V, api.IMAGES, labels=instance_filter())
+@kopf.index(G, V, api.IMAGES)
 def images_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, image_name_of(body)): snapshot(body)}
 
@@ -125,6 +128,44 @@ def ws_endpoint_slices(
 # --- events: who to look at again ------------------------------------------------
 
 
+# A child's events come in bursts (a Pod is created, scheduled, started, turns
+# ready within a second): its Webservice is looked at once per burst.
+CHILD_COALESCE_S = 0.2
+
+# What each kaci object looked like when it was last woken for itself: its own status
+# writes change none of it, so they do not make it look at itself again (kubebuilder's
+# generation-changed predicate, plus labels and annotations, which users and the SDK's
+# key rotation change). Its dependents are woken by every event all the same.
+_last_seen: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+
+def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    m = body.get("metadata") or {}
+    annotations = {
+        k: v for k, v in (m.get("annotations") or {}).items() if not k.startswith("kopf.")
+    }
+    return (
+        m.get("uid"),
+        m.get("generation"),
+        tuple(sorted((m.get("labels") or {}).items())),
+        tuple(sorted(annotations.items())),
+        m.get("deletionTimestamp"),
+    )
+
+
+def wake_self(kind: str, namespace: str, name: str, body: Mapping[str, Any], type: str) -> None:
+    key = (kind, namespace, name)
+    if type == "DELETED":
+        _last_seen.pop(key, None)
+        runner.wake(key, _why(body, type), gone=True)
+        return
+    essence = _essence(body)
+    # Listed or added, or more than its status changed.
+    if type in (None, "ADDED") or _last_seen.get(key) != essence:
+        _last_seen[key] = essence
+        runner.wake(key, _why(body, type))
+
+
 def _why(body: Mapping[str, Any], event: str | None) -> str:
     """A wake-up names the dependency object, never a name several objects share."""
     m = body.get("metadata") or {}
@@ -134,10 +175,16 @@ def _why(body: Mapping[str, Any], event: str | None) -> str:
 
 @kopf.on.event(G, V, api.MODELS, labels=instance_filter())
 async def model_changed(
-    body: kopf.Body, name: str, namespace: str | None, type: str, **kwargs: Any
+    body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
+) -> None:
+    wake_self(api.MODEL, namespace or "", name, body, type)
+
+
+@kopf.on.event(G, V, api.MODELS)
+async def model_dependents(
+    body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
     ns, why = namespace or "", _why(body, type)
-    runner.wake((api.MODEL, ns, name), why, gone=type == "DELETED")
     waiting: kopf.Index[Any, Any] = kwargs["images_by_model"]
     for image in waiting.get((ns, model_name_of(body)), []):
         runner.wake((api.IMAGE, ns, str(image)), why)
@@ -145,10 +192,16 @@ async def model_changed(
 
 @kopf.on.event(G, V, api.IMAGES, labels=instance_filter())
 async def image_changed(
-    body: kopf.Body, name: str, namespace: str | None, type: str, **kwargs: Any
+    body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
+) -> None:
+    wake_self(api.IMAGE, namespace or "", name, body, type)
+
+
+@kopf.on.event(G, V, api.IMAGES)
+async def image_dependents(
+    body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
     ns, why = namespace or "", _why(body, type)
-    runner.wake((api.IMAGE, ns, name), why, gone=type == "DELETED")
     waiting: kopf.Index[Any, Any] = kwargs["webservices_by_image"]
     for ws in waiting.get((ns, image_name_of(body)), []):
         runner.wake((api.WEBSERVICE, ns, str(ws)), why)
@@ -161,7 +214,7 @@ async def image_changed(
 async def webservice_changed(
     body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
 ) -> None:
-    runner.wake((api.WEBSERVICE, namespace or "", name), _why(body, type), gone=type == "DELETED")
+    wake_self(api.WEBSERVICE, namespace or "", name, body, type)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=child_filter())
@@ -173,7 +226,8 @@ async def child_changed(
 ) -> None:
     owner = _owner(labels)
     if owner:
-        runner.wake((api.WEBSERVICE, namespace or "", owner), _why(body, type))
+        why = _why(body, type)
+        runner.wake((api.WEBSERVICE, namespace or "", owner), why, after=CHILD_COALESCE_S)
 
 
 # --- start and stop --------------------------------------------------------------
