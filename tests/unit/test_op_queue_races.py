@@ -145,6 +145,9 @@ class SimEdges:
     def now(self) -> str:
         return "2026-12-01T00:00:00Z"
 
+    def epoch(self) -> float:
+        return 1_000_000.0
+
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.fake.patch_status(KINDS[plural], name, status)
 

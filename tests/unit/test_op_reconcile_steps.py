@@ -32,6 +32,9 @@ class Recorder:
     def now(self) -> str:
         return "2026-12-01T00:00:00Z"
 
+    def epoch(self) -> float:
+        return 1_000_000.0
+
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.calls.append(("status", status))
 

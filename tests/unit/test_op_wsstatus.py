@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kaci import api
 from kaci.status import conditions
 from kaci.status import webservice as ws
@@ -179,3 +180,18 @@ def test_one_restart_is_unhealthy_a_crash_loop_is_failed() -> None:
     # and once ready again, it is Healthy
     back = pod(ready=True, **cs({"running": {}}, killed))
     assert ws.verdict(DEP, [back], H, 1, {}).state == "Healthy"
+
+
+def test_a_fresh_endpoint_waits_for_kube_proxy_and_an_old_one_does_not() -> None:
+    from kaci.status.webservice import PROPAGATION_S, SEEN_AT, propagating_for
+
+    fresh = {SEEN_AT: 100.0, "metadata": {"managedFields": [{"time": "1970-01-01T00:01:40Z"}]}}
+    assert propagating_for([fresh], 100.5) == pytest.approx(PROPAGATION_S - 0.5)
+    assert propagating_for([fresh], 100.0 + PROPAGATION_S) == 0
+    # listed at the operator's start (arrived now) but changed by the server long ago
+    old = {SEEN_AT: 100.0, "metadata": {"managedFields": [{"time": "1970-01-01T00:00:10Z"}]}}
+    assert propagating_for([old], 100.1) == 0
+    svc = {"metadata": {"name": "w"}}
+    ready = [{**fresh, "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}]}]
+    assert ws.service_condition(svc, ready, 1, 100.5)["reason"] == "EndpointPropagating"
+    assert ws.service_condition(svc, ready, 1, 102.0)["status"] == "True"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
@@ -30,6 +31,9 @@ class LiveEdges:
 
     def now(self) -> str:
         return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def epoch(self) -> float:
+        return time.time()
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         kube.patch_status(plural, namespace, name, status)

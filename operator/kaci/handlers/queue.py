@@ -28,6 +28,8 @@ from kaci.reconcile.common import Outcome
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+# A pass that is nearly there on a clock (Outcome.SOON) is run again this soon.
+SOON_S = 0.5
 
 
 def backoff_s(failures: int, first: float = 2.0, cap: float = 60.0) -> float:
@@ -138,6 +140,8 @@ class WorkQueue:
             self.add(key, self._why.get(key, "changed during its pass"))
         elif outcome is Outcome.WAIT:
             self.add(key, "backoff", after=backoff_s(self._failures[key]))
+        elif outcome is Outcome.SOON:
+            self.add(key, "soon", after=SOON_S)
 
     def start(self) -> None:
         for i in range(self.workers):

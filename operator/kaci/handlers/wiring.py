@@ -12,6 +12,7 @@ and a waiting object is looked at again on its backoff anyway (handlers.queue).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from kaci.reconcile.image import image_name_of
 from kaci.reconcile.model import model_name_of
 from kaci.render.webservice import image_name_deployed
 from kaci.settings import get_settings
+from kaci.status.webservice import SEEN_AT
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,9 @@ def ws_pods(
 def ws_endpoint_slices(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
+    """With the moment the change arrived: kube-proxy follows a little later."""
     owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
+    return {(namespace, owner): {**snapshot(body), SEEN_AT: time.time()}} if owner else {}
 
 
 # --- events: who to look at again ------------------------------------------------

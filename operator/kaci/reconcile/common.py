@@ -22,6 +22,7 @@ class Outcome(Enum):
     """How a pass went, which decides when the object is looked at again."""
 
     DONE = "done"  # converged, or waiting only on its own children's events + resync
+    SOON = "soon"  # nearly there, on a clock (a route being programmed): in a moment
     WAIT = "wait"  # look again after a backoff (a dependency, the infrastructure)
     FAILED = "failed"  # the user must fix it: no retry until it changes (resync aside)
 
@@ -32,6 +33,8 @@ class Edges(Protocol):
     settings: Settings
 
     def now(self) -> str: ...
+
+    def epoch(self) -> float: ...
 
     def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> None: ...
 

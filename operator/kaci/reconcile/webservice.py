@@ -164,6 +164,7 @@ def serving_status(
         old.get("conditions"),
         edges.now(),
         endpoint_slices=seen.endpoint_slices if service is not None else None,
+        epoch=edges.epoch(),
     )
     return st, verdict.state
 
@@ -225,6 +226,10 @@ def reconcile_webservice(seen: WebserviceSeen, edges: Edges) -> Outcome:
     write_status(edges, api.WEBSERVICES, body, status)
     if pods_state == api.HEALTHY and status["state"] == api.HEALTHY:
         return Outcome.DONE
+    if pods_state == api.HEALTHY and ws_status.propagating_for(
+        seen.endpoint_slices or [], edges.epoch()
+    ):
+        return Outcome.SOON
     if pods_state in (api.FAILED, api.UNSCHEDULABLE):
         return Outcome.FAILED  # the Pods' next change (or the resync) looks again
     return Outcome.WAIT

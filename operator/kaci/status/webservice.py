@@ -5,6 +5,7 @@ Objects are in their JSON form (camelCase keys, as the API server sends them).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,8 +199,45 @@ def has_ready_endpoint(endpoint_slices: Sequence[Obj]) -> bool:
     )
 
 
+# kube-proxy programs a Service's routes at most once per second (iptables
+# minSyncPeriod, 1 s by default) after its EndpointSlices change: until then a client
+# that waited for Ready would be refused. The count starts when the change arrived
+# (SEEN_AT, put beside the slice by the index); a slice the API server last changed
+# long ago (whole seconds in managedFields) is settled even when it arrived just now,
+# as every slice does when the operator starts.
+PROPAGATION_S = 1.2
+SEEN_AT = "kaciSeenAt"
+
+
+def _changed_at(endpoint_slice: Obj) -> float | None:
+    times = [
+        datetime.datetime.fromisoformat(str(f["time"]).replace("Z", "+00:00")).timestamp()
+        for f in (endpoint_slice.get("metadata") or {}).get("managedFields") or []
+        if f.get("time")
+    ]
+    return max(times) if times else None
+
+
+def propagating_for(endpoint_slices: Sequence[Obj], now: float | None) -> float:
+    """Seconds until a ready endpoint's route is surely programmed (0: it is)."""
+    if now is None:
+        return 0.0
+    wait = 0.0
+    for s in endpoint_slices:
+        if SEEN_AT not in s:
+            continue
+        changed = _changed_at(s)
+        if changed is not None and now - changed >= PROPAGATION_S + 1.0:
+            continue  # changed long ago (the +1: managedFields keep whole seconds)
+        wait = max(wait, float(s[SEEN_AT]) + PROPAGATION_S - now)
+    return wait
+
+
 def service_condition(
-    service: Obj | None, endpoint_slices: Sequence[Obj] | None, generation: int
+    service: Obj | None,
+    endpoint_slices: Sequence[Obj] | None,
+    generation: int,
+    now: float | None = None,
 ) -> conditions.Condition:
     """ServiceReady: the Service exists and routes to a ready Pod (endpoint_slices None:
     not known, e.g. no right to read them, so the Service's existence decides)."""
@@ -213,6 +251,14 @@ def service_condition(
             False,
             "NoReadyEndpoint",
             "the Service does not route to a ready scoring Pod yet",
+            generation,
+        )
+    if endpoint_slices is not None and propagating_for(endpoint_slices, now) > 0:
+        return conditions.condition(
+            "ServiceReady",
+            False,
+            "EndpointPropagating",
+            "the Service lists the ready Pod; kube-proxy is programming its route",
             generation,
         )
     message = (
@@ -232,8 +278,10 @@ def status(
     old_conditions: Sequence[Mapping[str, Any]] | None,
     now: str,
     endpoint_slices: Sequence[Obj] | None = None,
+    epoch: float | None = None,
 ) -> dict[str, Any]:
-    """The status fields that follow the Pods: state, error, conditions."""
+    """The status fields that follow the Pods: state, error, conditions (`epoch`: the
+    time now, for the route's propagation)."""
     pod_cond = (
         pod_ready_condition(v, generation)
         if v
@@ -241,7 +289,7 @@ def status(
             "PodReady", False, "WaitingForImage", "waiting for the image", generation
         )
     )
-    svc_cond = service_condition(service, endpoint_slices, generation)
+    svc_cond = service_condition(service, endpoint_slices, generation, epoch)
     parts = [image_ready, pod_cond, svc_cond]
     ready = conditions.ready(parts, generation)
     if image_failed:
