@@ -111,9 +111,11 @@ class _Parser(argparse.ArgumentParser):
     """azmlinfsrv's answer to a bad command line: the error, its full help, exit code 1."""
 
     def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
-        print(file=sys.stderr)
-        self.print_help(sys.stderr)
+        # azmlinfsrv: then a blank line and the whole help, on stdout.
+        print()
+        self.print_help()
         raise SystemExit(EXIT_BAD_ARGUMENTS)
 
 

@@ -162,15 +162,17 @@ class Worker:
             conn.transport.pause_reading()
 
     def _release_held(self, answer: Callable[[HttpProtocol, Request], None]) -> None:
+        """Answer the held requests in the order they came, then read their connections again."""
         held, self.held = self.held, []
+        for conn, _ in held:
+            conn.held = 0
         for conn, req in held:
-            conn.held -= 1
             transport = conn.transport
-            if transport is None or transport.is_closing():
-                continue
-            answer(conn, req)
-            if conn.held == 0 and not transport.is_closing():
-                transport.resume_reading()
+            if transport is not None and not transport.is_closing():
+                answer(conn, req)
+        for conn in dict.fromkeys(conn for conn, _ in held):
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.resume_reading()
 
     def _init_done(self, scorer: Scorer, swagger: Swagger, mode: Mode, seconds: float) -> None:
         self.router.scorer, self.router.swagger = scorer, swagger

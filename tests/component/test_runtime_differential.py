@@ -842,3 +842,30 @@ def test_kaci_answers_as_the_reference(case: Case, pool: Pool) -> None:
         assert not differences, "\n".join(differences)
     finally:
         pool.release(case)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--entry_script", "score.py", "--bogus_flag", "x"], ["--entry_script"], ["stray"]],
+    ids=["unknown flag", "flag without its value", "stray argument"],
+)
+def test_bad_command_lines_fail_as_the_reference(argv: list[str], reference_bin: Path) -> None:
+    """Exit code 1, argparse's error on stderr, then the help on stdout."""
+    folder = CORPUS / "plain_echo"
+    env = _clean_env(Case("plain_echo"), folder)
+    runs = {}
+    for kind, cmd in (
+        ("reference", [str(reference_bin)]),
+        ("kaci", [sys.executable, "-m", "kaci_runtime"]),
+    ):
+        proc = subprocess.run(
+            [*cmd, *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+        runs[kind] = proc
+        assert proc.returncode == 1, (kind, proc.stdout, proc.stderr)
+        assert "error:" in proc.stderr, (kind, proc.stderr)
+        assert "--entry_script" in proc.stdout, (kind, proc.stdout)
+    # The same complaint (argparse's own words), from either program.
+    ref_error = runs["reference"].stderr.split("error:", 1)[1].strip()
+    kaci_error = runs["kaci"].stderr.split("error:", 1)[1].strip()
+    assert kaci_error == ref_error
