@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from kaci_runtime import amlapi
 from kaci_runtime.config import Config
@@ -64,6 +65,9 @@ class Router:
 
     def handle(self, conn: HttpProtocol, req: Request) -> None:
         path = req.path
+        if path != b"/score" and b"%" in path:
+            # Werkzeug routes on the percent-decoded path (/%73core is /score): so does kaci.
+            path = req.path = unquote_to_bytes(path)
         # A connection with held requests keeps its order: this one waits behind them.
         if conn.held or (self.holding and path in HELD_UNTIL_READY):
             self.hold(conn, req)

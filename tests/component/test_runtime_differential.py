@@ -117,6 +117,8 @@ class Req:
     # A documented deliberate difference (DELIBERATE) this answer shows, if any.
     deliberate: str | None = None
     health_port: bool = False
+    # Send the body with Transfer-Encoding: chunked (in two pieces) instead of Content-Length.
+    chunked: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,12 @@ PLAIN = (
     ),
     get("over-long id on liveness", "/", headers={"x-request-id": LONG}),
     post("TraceId echoed", "x", headers={"TraceId": "office-trace-1"}),
+    post("chunked body", '{"data": [1, 2, 3, 4]}', chunked=True),
+    Req("percent-encoded path", "POST", "/%73core", b"x"),
+    get("unicode query", "/score?name=%C3%A9t%C3%A9&emoji=%E2%98%83"),
+    post(
+        "charset in the content type", '"x"', headers={"Content-Type": "text/plain; charset=utf-8"}
+    ),
     get("swagger (generic)", "/swagger.json"),
     get("swagger 3 (generic)", "/swagger.json?version=3"),
     get("swagger 3.1 (generic)", "/swagger.json?version=3.1"),
@@ -221,6 +229,19 @@ SCHEMA_ERRORS = (
     Req("bad JSON", "POST", "/score", b'{"data": [1,', {"Content-Type": "application/json"}),
     Req("empty JSON body", "POST", "/score", b"", {"Content-Type": "application/json"}),
     post_json("a parameter missing", {"other": 1}),
+    post(
+        "JSON with a charset",
+        '{"data": [[1, 2, 3]]}',
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    ),
+    Req(
+        "chunked JSON",
+        "POST",
+        "/score",
+        b'{"data": [[1, 2, 3]]}',
+        {"Content-Type": "application/json"},
+        chunked=True,
+    ),
     post_json(
         "+json content type", {"data": [[1]]}, headers={"Content-Type": "application/vnd.x+json"}
     ),
@@ -417,6 +438,9 @@ CASES = (
             ),
             Req("echo bytes", "POST", "/score?mode=echo", PNG[:500], {"Content-Type": "image/png"}),
             Req("stream, no content type", "POST", "/score", b"\x00\x01\x02\x03rest"),
+            Req(
+                "chunked upload", "POST", "/score", PNG, {"Content-Type": "image/png"}, chunked=True
+            ),
         ),
     ),
     Case(
@@ -507,6 +531,24 @@ CASES = (
         wait_ready=False,
     ),
     Case("init_fails", expect_exit=3),
+    Case("bad_signature", expect_exit=3),
+    Case("no_init", expect_exit=3),
+    Case("import_error", expect_exit=3),
+    Case(
+        "raw_request_headers",
+        (
+            post("headers both ways", "x", headers={"X-Thing": "t1", "Content-Type": "text/plain"}),
+            get("GET", "/score", headers={"X-Thing": "g"}),
+        ),
+    ),
+    Case(
+        "plain_aml_response",
+        (
+            post("AMLResponse from a plain run()", '{"respond": true}'),
+            post("a JSON AMLResponse error", '{"fail": true}'),
+            post("a dict", '{"k": 1}'),
+        ),
+    ),
     Case("cors", CORS_REQUESTS, env={"AML_CORS_ORIGINS": "https://a.example, https://b.example"}),
     Case("cors_wildcard", CORS_REQUESTS, env={"AML_CORS_ORIGINS": "*"}),
     Case(
@@ -686,11 +728,17 @@ def request(port: int, req: Req, timeout: float = 60) -> Answer:
     try:
         conn.putrequest(req.method, req.path, skip_accept_encoding=True)
         headers = dict(req.headers)
-        if req.body is not None or req.method in ("POST", "PUT"):
-            headers.setdefault("Content-Length", str(len(req.body or b"")))
+        body = req.body or b""
+        if req.chunked:
+            headers["Transfer-Encoding"] = "chunked"
+            half = len(body) // 2
+            pieces = [p for p in (body[:half], body[half:]) if p]
+            body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        elif req.body is not None or req.method in ("POST", "PUT"):
+            headers.setdefault("Content-Length", str(len(body)))
         for name, value in headers.items():
             conn.putheader(name, value)
-        conn.endheaders(req.body)
+        conn.endheaders(body or None)
         resp = conn.getresponse()
         body = resp.read()
         got: dict[str, list[str]] = {}
