@@ -203,6 +203,11 @@ class Worker:
         if self.report_fd is not None:
             os.write(self.report_fd, summary.encode()[:4000] + b"\n")
         self.exit_code = EXIT_INIT_FAILED
+        self._refuse_held()
+        self.begin_shutdown(None, immediate=True)
+
+    def _refuse_held(self) -> None:
+        """init() failed or the worker stops before it finished: 503 for the waiting requests."""
         self.router.holding = False
 
         def not_ready(conn: HttpProtocol, req: Request) -> None:
@@ -210,7 +215,6 @@ class Worker:
             self.responder.error(conn, req, 503, NOT_READY)
 
         self._release_held(not_ready)
-        self.begin_shutdown(None, immediate=True)
 
     def begin_shutdown(self, sig: int | None, immediate: bool = False) -> None:
         if self.shutting_down:
@@ -227,6 +231,8 @@ class Worker:
             )
         for server in self.servers:
             server.close()
+        if self.held:
+            self._refuse_held()
         for conn in list(self.connections):
             conn.shutdown()
         assert self.loop is not None

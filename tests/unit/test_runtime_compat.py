@@ -233,3 +233,36 @@ def test_source_directory_is_on_the_path(tmp_path: Path) -> None:
     env = {"AZUREML_SOURCE_DIRECTORY": "code", "AML_APP_ROOT": str(tmp_path)}
     with LocalRuntime(script, cwd=tmp_path, env=env) as rt:
         assert rt.request("POST", "/score", "x")[2] == b'"from the source dir"'
+
+
+def test_sigterm_during_init_answers_held_requests_503(tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "score.py",
+        """
+        import time
+
+        def init():
+            time.sleep(60)
+
+        def run(raw_data):
+            return raw_data
+        """,
+    )
+    rt = LocalRuntime(script, cwd=tmp_path).start()
+    try:
+        rt.wait_listening()
+        answers: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: answers.append(rt.request("POST", "/score", "x", timeout=30)[0])
+        )
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()
+        rt.stop()
+        waiting.join(30)
+        assert answers == [503]
+        assert rt.proc is not None
+        assert rt.proc.returncode == 0
+    finally:
+        rt.stop()
