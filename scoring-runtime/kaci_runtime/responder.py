@@ -130,11 +130,11 @@ class Responder:
         code = int(out.status_code)
         extra: list[bytes] = []
         content_type = b""
-        failed_given: str | None = None
+        failed_given: list[str] = []
         for name, value in out.headers.items():
             lower = name.lower()
             if lower == "x-ms-run-function-failed":
-                failed_given = str(value) if failed_given is None else failed_given
+                failed_given.append(str(value))
                 continue
             if lower in _OWN_HEADERS:
                 continue
@@ -143,11 +143,11 @@ class Responder:
                 content_type = line
             else:
                 extra.append(line)
-        # Azure marks any 5xx as a failed run(); otherwise the response says (AMLResponse: False).
+        # Azure marks any 5xx as a failed run() (one value); otherwise the response says.
         if code >= 500:
             extra.append(RUN_FAILED)
-        elif failed_given is not None:
-            extra.append(f"x-ms-run-function-failed: {failed_given}\r\n".encode("latin-1"))
+        else:  # as given, repeated values too (AMLResponse's own and the script's)
+            extra += [f"x-ms-run-function-failed: {v}\r\n".encode("latin-1") for v in failed_given]
         extra.append(timing)
         if self.cors is not None and any(
             line.lower().startswith(b"access-control-allow-origin:") for line in extra

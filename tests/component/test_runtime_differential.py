@@ -119,6 +119,8 @@ class Req:
     health_port: bool = False
     # Send the body with Transfer-Encoding: chunked (in two pieces) instead of Content-Length.
     chunked: bool = False
+    # Headers sent after `headers`, repeats allowed.
+    more_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ PLAIN = (
     get("swagger 3 (generic)", "/swagger.json?version=3"),
     get("swagger 3.1 (generic)", "/swagger.json?version=3.1"),
     get("swagger version 4", "/swagger.json?version=4"),
+    Req("HEAD swagger", "HEAD", "/swagger.json"),
 )
 
 SCHEMA_ERRORS = (
@@ -301,6 +304,14 @@ CASES = (
                 headers={"X-Custom-Thing": "42", "Content-Type": "text/plain"},
             ),
             get("GET with headers", "/score?q=1", headers={"X-Custom-Thing": "g"}),
+            post("a header name with an underscore", "u", headers={"X_Under": "u"}),
+            Req(
+                "a repeated header",
+                "POST",
+                "/score",
+                b"r",
+                more_headers=(("X-Repeated", "one"), ("X-Repeated", "two")),
+            ),
             post("no extra headers", "p"),
         ),
     ),
@@ -379,6 +390,13 @@ CASES = (
             ),
             get("GET", "/score?n=5&flag", headers={"X-Empty": ""}),
             Req("OPTIONS reaches run()", "OPTIONS", headers={"X-One": "opt"}),
+            Req(
+                "repeated headers in the request",
+                "POST",
+                "/score",
+                b"x",
+                more_headers=(("X-One", "a"), ("X-One", "b"), ("X-Two", "c")),
+            ),
             Req("HEAD reaches run()", "HEAD", "/score?n=1"),
             Req("PUT", "PUT", body=b"x", deliberate="allow-and-ids-on-404-405"),
             *SWAGGERS[:1],
@@ -461,6 +479,8 @@ CASES = (
                 "status_set",
                 "data_set",
                 "cookie",
+                "flag_header_given",
+                "flag_header_given_500",
                 "other",
             )
         ),
@@ -736,7 +756,7 @@ def request(port: int, req: Req, timeout: float = 60) -> Answer:
             body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
         elif req.body is not None or req.method in ("POST", "PUT"):
             headers.setdefault("Content-Length", str(len(body)))
-        for name, value in headers.items():
+        for name, value in [*headers.items(), *req.more_headers]:
             conn.putheader(name, value)
         conn.endheaders(body or None)
         resp = conn.getresponse()

@@ -47,6 +47,10 @@ def run(request):
         resp = AMLResponse("old", 200)
         resp.set_data(b"new body")
         return resp
+    if case == "flag_header_given":
+        return AMLResponse("given", 200, {"x-ms-run-function-failed": "True"})
+    if case == "flag_header_given_500":
+        return AMLResponse("given", 500, {"x-ms-run-function-failed": "maybe"})
     if case == "cookie":
         resp = AMLResponse("cookie", 200)
         resp.set_cookie("session", "abc")
