@@ -60,6 +60,8 @@ def _venv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("KACI_AZMLINFSRV_VENV")
     if given:
         return Path(given)
+    with contextlib.suppress(OSError):
+        CACHE.mkdir(parents=True, exist_ok=True)
     if CACHE.is_dir() and os.access(CACHE, os.W_OK):
         return CACHE / "azmlinfsrv-1.5.1"
     return tmp_path_factory.getbasetemp() / "azmlinfsrv-1.5.1"
