@@ -465,26 +465,35 @@ CASES = (
     ),
     Case(
         "response_headers",
-        tuple(
-            get(case, f"/score?case={case}")
-            for case in (
-                "assign",
-                "mimetype",
-                "content_type_given",
-                "content_type_lower",
-                "comma",
-                "json",
-                "none",
-                "not_found",
-                "server_error",
-                "failed_flag",
-                "status_set",
-                "data_set",
-                "cookie",
-                "flag_header_given",
-                "flag_header_given_500",
-                "other",
-            )
+        (
+            *(
+                get(case, f"/score?case={case}")
+                for case in (
+                    "assign",
+                    "mimetype",
+                    "content_type_given",
+                    "content_type_lower",
+                    "comma",
+                    "json",
+                    "none",
+                    "not_found",
+                    "server_error",
+                    "failed_flag",
+                    "status_set",
+                    "data_set",
+                    "cookie",
+                    "flag_header_given",
+                    "flag_header_given_500",
+                    "azure_test_headers",
+                    "other",
+                )
+            ),
+            get("ids set by run()", "/score?case=ids"),
+            get(
+                "ids set by run(), client ids sent",
+                "/score?case=ids",
+                headers={"x-request-id": "r9", "x-ms-client-request-id": "c9", "TraceId": "t9"},
+            ),
         ),
     ),
     Case(
