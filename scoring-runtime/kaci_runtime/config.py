@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -206,6 +207,23 @@ def _read_config_file(path: str) -> tuple[dict[str, str], list[str]]:
     return settings, warnings
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
+
+
+def _app_insights(flag_key: str | None, environ: Mapping[str, str]) -> tuple[bool, dict[str, str]]:
+    """AML_APP_INSIGHTS_ENABLED / _KEY as azmlinfsrv leaves them for score.py: enabled only with
+    a key that is a UUID (the flag's key counts as enabling), else "false"."""
+    out: dict[str, str] = {}
+    enabled = environ.get("AML_APP_INSIGHTS_ENABLED")
+    key = environ.get("AML_APP_INSIGHTS_KEY")
+    if flag_key is not None:
+        enabled, key = "true", flag_key
+        out["AML_APP_INSIGHTS_KEY"] = flag_key
+    on = enabled == "true" and key is not None and bool(_UUID.match(key))
+    out["AML_APP_INSIGHTS_ENABLED"] = "true" if on else "false"
+    return on, out
+
+
 def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config, dict[str, str]]:
     """The settings, and the environment variables score.py must see (Azure sets them too)."""
     args = parser().parse_args(argv)
@@ -233,7 +251,8 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     model_dir = args.model_dir or environ.get("AZUREML_MODEL_DIR") or None
     if args.model_dir:
         model_dir = os.path.realpath(args.model_dir)
-        exports["AZUREML_MODEL_DIR"] = model_dir
+        # As given, as azmlinfsrv exports it (a relative path stays relative to the app).
+        exports["AZUREML_MODEL_DIR"] = args.model_dir
     elif model_dir is None and file_settings.get("AZUREML_MODEL_DIR"):
         model_dir = file_settings["AZUREML_MODEL_DIR"]
     keys = tuple(k for k in (_key(environ, "PRIMARY"), _key(environ, "SECONDARY")) if k)
@@ -245,14 +264,14 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         exports["AML_CORS_ORIGINS"] = args.access_control_allow_origins
     cors = tuple(o.strip() for o in cors_text.split(",")) if cors_text.strip() else ()
 
+    # azmlinfsrv's rule: the ports come from the flags or the defaults; SERVER_PORT and
+    # HEALTH_PORT are set for score.py to read, never read.
+    port = _int("port", args.port or str(DEFAULT_PORT), 0, 65535)
+    exports["SERVER_PORT"] = str(port)
     health_port = None
     if environ.get("SEPERATE_HEALTH_ENDPOINT") == "true":
-        health_port = _int(
-            "health_port",
-            args.health_port or environ.get("HEALTH_PORT") or str(DEFAULT_HEALTH_PORT),
-            0,
-            65535,
-        )
+        health_port = _int("health_port", args.health_port or str(DEFAULT_HEALTH_PORT), 0, 65535)
+    exports["HEALTH_PORT"] = str(health_port if health_port is not None else port)
 
     # Sent unless SERVER_VERSION_LOG_RESPONSE_ENABLED says otherwise; then only a version
     # the deployment set itself in HTTP_X_MS_SERVER_VERSION.
@@ -261,26 +280,34 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     if version_flag is not None and version_flag.lower() != "true":
         server_version = environ.get("HTTP_X_MS_SERVER_VERSION") or None
 
-    if args.appinsights_instrumentation_key is not None or _flag(
-        environ.get("AML_APP_INSIGHTS_ENABLED"), False
-    ):
+    insights_on, insights_env = _app_insights(args.appinsights_instrumentation_key, environ)
+    exports.update(insights_env)
+    asked = _flag(environ.get("AML_APP_INSIGHTS_ENABLED"), False) or environ.get(
+        "AML_APP_INSIGHTS_KEY"
+    )
+    if insights_on or asked or args.appinsights_instrumentation_key is not None:
         warnings.append(
-            "Application Insights is not supported by kaci-runtime: "
-            "--appinsights_instrumentation_key / AML_APP_INSIGHTS_ENABLED / "
-            "AML_APP_INSIGHTS_KEY are ignored; requests are counted in /metrics"
+            "Application Insights is not supported by kaci-runtime: nothing is sent "
+            "(--appinsights_instrumentation_key, AML_APP_INSIGHTS_ENABLED and AML_APP_INSIGHTS_KEY "
+            "only set what score.py reads); requests are counted in /metrics"
         )
     if setting("AZUREML_DEBUG_PORT"):
         warnings.append("AZUREML_DEBUG_PORT is ignored: kaci-runtime does not attach debugpy")
 
+    worker_count = _int("worker_count", args.worker_count or environ.get("WORKER_COUNT") or "1", 1)
+    # What else azmlinfsrv leaves in the environment for score.py.
+    exports["WORKER_COUNT"] = str(worker_count)
+    if "AML_APP_ROOT" not in environ:
+        exports["AML_APP_ROOT"] = app_root
+    if server_version is not None and (version_flag is None or version_flag.lower() == "true"):
+        exports["HTTP_X_MS_SERVER_VERSION"] = server_version
     config = Config(
         entry_script=entry,
         model_dir=model_dir,
         app_root=app_root,
         host=args.host or environ.get("KACI_HOST") or "0.0.0.0",  # noqa: S104
-        port=_int("port", args.port or environ.get("SERVER_PORT") or str(DEFAULT_PORT), 0, 65535),
-        worker_count=_int(
-            "worker_count", args.worker_count or environ.get("WORKER_COUNT") or "1", 1
-        ),
+        port=port,
+        worker_count=worker_count,
         scoring_timeout_ms=_int(
             "SCORING_TIMEOUT_MS",
             args.scoring_timeout_ms

@@ -136,6 +136,12 @@ class Case:
     # The exit code both servers must stop with (no requests then).
     expect_exit: int | None = None
     health_port: bool = False
+    # The test's id, when one folder serves in two cases.
+    id: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
 
 
 def post(name: str, body: str | bytes, **kw: object) -> Req:
@@ -606,6 +612,22 @@ CASES = (
         env={"SEPERATE_HEALTH_ENDPOINT": "true"},
         health_port=True,
     ),
+    Case("env_vars", (post("the environment", "x"),)),
+    Case(
+        "env_vars",
+        (post("the environment, with flags", "x"),),
+        args=(
+            "--entry_script",
+            "score.py",
+            "--model_dir",
+            "./my/dir",
+            "--appinsights_instrumentation_key",
+            "my-super-duper-key",
+            "--access_control_allow_origins",
+            "www.microsoft.com, www.azure.com",
+        ),
+        id="env_vars_with_flags",
+    ),
     Case(
         "system_exit",
         (post("fine", "ok"), post("sys.exit() in run()", "exit", deliberate="system-exit-json")),
@@ -639,7 +661,7 @@ class Server:
         cmd = [*cmd, *case.args, "--port", str(self.port)]
         if self.health is not None:
             cmd += ["--health_port", str(self.health)]
-        self.log_path = log_dir / f"{case.name}.{kind}.log"
+        self.log_path = log_dir / f"{case.key}.{kind}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -703,7 +725,7 @@ class Pool:
         self.started: dict[str, tuple[Server, Server]] = {}
 
     def _start(self, case: Case) -> None:
-        if case.name in self.started:
+        if case.key in self.started:
             return
         ref = Server("reference", case, [str(self.reference)], self.log_dir)
         kaci = Server(
@@ -712,7 +734,7 @@ class Pool:
             [sys.executable, "-m", "kaci_runtime", "--host", "127.0.0.1"],
             self.log_dir,
         )
-        self.started[case.name] = (ref, kaci)
+        self.started[case.key] = (ref, kaci)
 
     def get(self, case: Case) -> tuple[Server, Server]:
         index = CASES.index(case)
@@ -720,10 +742,10 @@ class Pool:
             if ahead.wait_ready and ahead.expect_exit is None:
                 self._start(ahead)
         self._start(case)
-        return self.started[case.name]
+        return self.started[case.key]
 
     def release(self, case: Case) -> None:
-        for server in self.started.pop(case.name, ()):
+        for server in self.started.pop(case.key, ()):
             server.stop()
 
     def close(self) -> None:
@@ -892,7 +914,7 @@ def _exchange(server: Server, req: Req) -> Answer:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])
 def test_kaci_answers_as_the_reference(case: Case, pool: Pool) -> None:
     ref, kaci = pool.get(case)
     try:

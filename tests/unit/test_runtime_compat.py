@@ -158,8 +158,8 @@ def test_pipelined_requests_held_during_init_keep_their_order(tmp_path: Path) ->
 
 def test_health_port_serves_the_same_routes(tmp_path: Path) -> None:
     script = write(tmp_path, "score.py", "def init():\n    pass\n\ndef run(d):\n    return d\n")
-    env = {"SEPERATE_HEALTH_ENDPOINT": "true", "HEALTH_PORT": "0"}
-    with LocalRuntime(script, cwd=tmp_path, env=env) as rt:
+    env = {"SEPERATE_HEALTH_ENDPOINT": "true"}
+    with LocalRuntime(script, cwd=tmp_path, env=env, args=["--health_port", "0"]) as rt:
         match = re.search(r"health port  : http://127\.0\.0\.1:(\d+)/", rt.log())
         assert match, rt.log()
         health = int(match.group(1))

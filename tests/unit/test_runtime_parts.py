@@ -197,9 +197,12 @@ def test_azmlinfsrv_options(tmp_path: Path) -> None:
         "SERVER_VERSION_LOG_RESPONSE_ENABLED": "false",
         "AML_APP_INSIGHTS_ENABLED": "true",
     }
-    config, _ = load([], env)
+    config, exports = load([], env)
     assert config.cors_origins == ("https://a.example", "https://b.example")
-    assert config.health_port == 5055
+    # HEALTH_PORT is set for score.py, not read: --health_port or 5000, as azmlinfsrv.
+    assert config.health_port == 5000
+    assert exports["HEALTH_PORT"] == "5000"
+    assert exports["AML_APP_INSIGHTS_ENABLED"] == "false"  # no key: off
     assert config.server_version is None
     assert any("Application Insights" in w for w in config.warnings)
     config, exports = load(
@@ -230,9 +233,21 @@ def test_unknown_flag_exits_1_with_the_help() -> None:
     assert "--entry_script" in out.stdout
 
 
-def test_appinsights_key_flag_is_accepted_with_a_warning(tmp_path: Path) -> None:
-    config, _ = load(["--appinsights_instrumentation_key", "k", "--rest"], {})
+def test_appinsights_settings_are_accepted_with_a_warning(tmp_path: Path) -> None:
+    key = "0b5e5c1e-6a1e-4f4e-9d8a-0d7c2b7e9f10"
+    config, exports = load(["--appinsights_instrumentation_key", "not-a-uuid", "--rest"], {})
     assert any("Application Insights is not supported" in w for w in config.warnings)
+    # azmlinfsrv's rules for what score.py then reads: a key that is no UUID turns it off.
+    assert exports["AML_APP_INSIGHTS_ENABLED"] == "false"
+    assert exports["AML_APP_INSIGHTS_KEY"] == "not-a-uuid"
+    _, exports = load(["--appinsights_instrumentation_key", key], {})
+    assert exports["AML_APP_INSIGHTS_ENABLED"] == "true"
+    env = {"AML_APP_INSIGHTS_ENABLED": "true", "AML_APP_INSIGHTS_KEY": key}
+    config, exports = load([], env)
+    assert exports["AML_APP_INSIGHTS_ENABLED"] == "true"
+    assert config.warnings
+    _, exports = load([], {**env, "AML_APP_INSIGHTS_ENABLED": "yes"})
+    assert exports["AML_APP_INSIGHTS_ENABLED"] == "false"
 
 
 # -- AMLResponse ---------------------------------------------------------------------------------
