@@ -558,6 +558,8 @@ CASES = (
         ),
     ),
     Case("swagger_files", SWAGGERS),
+    # swagger.json is {} (counts as none), swagger2.json a JSON string, swagger3.json "".
+    Case("swagger_odd", SWAGGERS),
     Case(
         "init_slow",
         (
