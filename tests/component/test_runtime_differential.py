@@ -397,6 +397,13 @@ CASES = (
                 {"Content-Type": "text/plain; charset=utf-8", "X-One": "a"},
             ),
             get("GET", "/score?n=5&flag", headers={"X-Empty": ""}),
+            Req(
+                "broken JSON: request.json raises in run()",
+                "POST",
+                "/score",
+                b"{",
+                {"Content-Type": "application/json"},
+            ),
             Req("OPTIONS reaches run()", "OPTIONS", headers={"X-One": "opt"}),
             Req(
                 "repeated headers in the request",

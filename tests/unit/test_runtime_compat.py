@@ -266,3 +266,18 @@ def test_sigterm_during_init_answers_held_requests_503(tmp_path: Path) -> None:
         assert rt.proc.returncode == 0
     finally:
         rt.stop()
+
+
+def test_request_headers_with_underscores_are_dropped(tmp_path: Path) -> None:
+    """gunicorn's rule (azmlinfsrv's server): X_Forwarded_For must not pass for X-Forwarded-For."""
+    script = write(
+        tmp_path,
+        "score.py",
+        "def init():\n    pass\n\ndef run(data, request_headers):\n    return request_headers\n",
+    )
+    with LocalRuntime(script, cwd=tmp_path) as rt:
+        _, _, body = rt.request("POST", "/score", "x", {"X_Under": "1", "X-Dash": "2"})
+    headers = json.loads(body)
+    assert headers["X-Dash"] == "2"
+    assert "X-Under" not in headers
+    assert "X_Under" not in headers
