@@ -43,8 +43,16 @@ FILE_SETTINGS = (
 )
 
 
+# azmlinfsrv's exit codes for a bad setting: 1 for a command-line value (argparse refuses
+# it), 3 for an environment or config-file value (its worker's boot error).
+EXIT_BAD_FLAG = 1
+EXIT_BAD_SETTING = 3
+
+
 class ConfigError(ValueError):
-    pass
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_SETTING) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -78,14 +86,25 @@ class Config:
     warnings: tuple[str, ...] = ()
 
 
-def _int(name: str, text: str, low: int, high: int | None = None) -> int:
+def _int(
+    name: str,
+    flag: str | None,
+    fallback: str | None,
+    default: str,
+    low: int,
+    high: int | None = None,
+) -> int:
+    """An integer setting: the flag's value, else the environment's (or the file's), else
+    the default; a bad one is a ConfigError with the exit code of where it came from."""
+    text = flag or fallback or default
+    code = EXIT_BAD_FLAG if flag else EXIT_BAD_SETTING
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+        raise ConfigError(f"{name} must be an integer, got {text!r}", code) from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
+        raise ConfigError(f"{name} must be {bound}, got {value}", code)
     return value
 
 
@@ -266,11 +285,13 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
 
     # azmlinfsrv's rule: the ports come from the flags or the defaults; SERVER_PORT and
     # HEALTH_PORT are set for score.py to read, never read.
-    port = _int("port", args.port or str(DEFAULT_PORT), 0, 65535)
+    port = _int("port", args.port, None, str(DEFAULT_PORT), 0, 65535)
     exports["SERVER_PORT"] = str(port)
     health_port = None
     if environ.get("SEPERATE_HEALTH_ENDPOINT") == "true":
-        health_port = _int("health_port", args.health_port or str(DEFAULT_HEALTH_PORT), 0, 65535)
+        health_port = _int(
+            "health_port", args.health_port, None, str(DEFAULT_HEALTH_PORT), 0, 65535
+        )
     exports["HEALTH_PORT"] = str(health_port if health_port is not None else port)
 
     # Sent unless SERVER_VERSION_LOG_RESPONSE_ENABLED says otherwise; then only a version
@@ -294,7 +315,7 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     if setting("AZUREML_DEBUG_PORT"):
         warnings.append("AZUREML_DEBUG_PORT is ignored: kaci-runtime does not attach debugpy")
 
-    worker_count = _int("worker_count", args.worker_count or environ.get("WORKER_COUNT") or "1", 1)
+    worker_count = _int("worker_count", args.worker_count, environ.get("WORKER_COUNT"), "1", 1)
     # What else azmlinfsrv leaves in the environment for score.py.
     exports["WORKER_COUNT"] = str(worker_count)
     if "AML_APP_ROOT" not in environ:
@@ -310,16 +331,16 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         worker_count=worker_count,
         scoring_timeout_ms=_int(
             "SCORING_TIMEOUT_MS",
-            args.scoring_timeout_ms
-            or setting("SCORING_TIMEOUT_MS")
-            or str(DEFAULT_SCORING_TIMEOUT_MS),
+            args.scoring_timeout_ms,
+            setting("SCORING_TIMEOUT_MS"),
+            str(DEFAULT_SCORING_TIMEOUT_MS),
             1,
         ),
         max_request_bytes=_int(
             "max_request_bytes",
-            args.max_request_bytes
-            or environ.get("KACI_MAX_REQUEST_BYTES")
-            or str(DEFAULT_MAX_REQUEST_BYTES),
+            args.max_request_bytes,
+            environ.get("KACI_MAX_REQUEST_BYTES"),
+            str(DEFAULT_MAX_REQUEST_BYTES),
             1,
         ),
         auth_keys=keys,

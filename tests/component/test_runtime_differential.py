@@ -979,3 +979,31 @@ def test_bad_command_lines_fail_as_the_reference(argv: list[str], reference_bin:
     ref_error = runs["reference"].stderr.split("error:", 1)[1].strip()
     kaci_error = runs["kaci"].stderr.split("error:", 1)[1].strip()
     assert kaci_error == ref_error
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--entry_script", "score.py", "--port", "99999"], {}),
+        (["--entry_script", "score.py", "--worker_count", "0"], {}),
+        (["--entry_script", "score.py"], {"SCORING_TIMEOUT_MS": "soon"}),
+    ],
+    ids=["port out of range", "no workers", "bad SCORING_TIMEOUT_MS"],
+)
+def test_bad_settings_exit_as_the_reference(
+    argv: list[str], env: dict[str, str], reference_bin: Path
+) -> None:
+    """A bad flag value exits with 1 (argparse), a bad environment value with 3."""
+    folder = CORPUS / "plain_echo"
+    full_env = {**_clean_env(Case("plain_echo"), folder), **env}
+    if "--port" not in argv:
+        # Should the bad setting go unnoticed, the server would not take a port in use.
+        argv = [*argv, "--port", str(free_port())]
+    codes = []
+    for cmd in ([str(reference_bin)], [sys.executable, "-m", "kaci_runtime"]):
+        proc = subprocess.run(
+            [*cmd, *argv], cwd=folder, env=full_env, capture_output=True, text=True, timeout=120
+        )
+        codes.append(proc.returncode)
+    assert codes[0] in (1, 3), codes
+    assert codes[1] == codes[0], codes
