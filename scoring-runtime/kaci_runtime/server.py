@@ -73,7 +73,7 @@ class Worker:
         self.connections: set[HttpProtocol] = set()
         self.responder = Responder(config, self.metrics)
         self.router = Router(config, self.responder, self.metrics, self.hold)
-        # The protocol calls these two directly.
+        # The protocol calls handle() (the router's) and respond_error() directly.
         self.handle: Callable[[HttpProtocol, Request], None] = self.router.handle
         self.too_large_message = (
             f"The request body is larger than the limit of {config.max_request_bytes} bytes."
