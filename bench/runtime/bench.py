@@ -3,6 +3,9 @@
 Servers (one worker each, all pinned to CPU 1 with taskset; wrk on CPU 0):
   kaci        kaci-runtime serving bench/runtime/score.py (the Azure tutorial's script)
   kaci-stdjson  the same with KACI_FAST_JSON=0 (the standard json.loads)
+  kaci-baseline kaci-runtime from another source tree (BENCH_KACI_BASELINE=<folder holding
+                kaci_runtime/>, e.g. an older commit's scoring-runtime/ from `git archive`),
+                to compare a change with what it changed, in the same run
   azureml     azureml-inference-server-http 1.5.1 (azmlinfsrv, gunicorn) on the same script
   mlserver    MLServer 1.7.1 + mlserver-sklearn, V2 protocol
   kserve      KServe 0.21's Python model server (v1 protocol, gRPC off)
@@ -162,7 +165,34 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
         }
         (ml / "model-settings.json").write_text(json.dumps(model_settings))
 
+    baseline = os.environ.get("BENCH_KACI_BASELINE")
+    extra: list[Server] = []
+    if baseline:
+        extra.append(
+            Server(
+                "kaci-baseline",
+                "azure",
+                "/score",
+                lambda port: [
+                    str(MAIN_PY),
+                    "-m",
+                    "kaci_runtime",
+                    "--entry_script",
+                    str(app / "score.py"),
+                    "--model_dir",
+                    str(model_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                lambda out: list(out),
+                app,
+                {**azure_env, "PYTHONPATH": str(Path(baseline).resolve())},
+            )
+        )
     return [
+        *extra,
         Server(
             "kaci",
             "azure",
@@ -476,13 +506,27 @@ def table(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for cell in ("b1c16", "b64c16", "b1c1", "b64c1"):
             kaci = median(by["kaci"]["runs"][cell], "rps")
             parts = []
-            for other in ("floor", "kaci-stdjson", "azureml", "kserve", "mlserver"):
+            for other in (
+                "floor",
+                "kaci-baseline",
+                "kaci-stdjson",
+                "azureml",
+                "kserve",
+                "mlserver",
+            ):
                 if other in by and cell in by[other]["runs"]:
                     parts.append(f"{kaci / median(by[other]['runs'][cell], 'rps'):.2f}x {other}")
             lines.append(f"- kaci at {cell}: " + ", ".join(parts))
             cpu_parts = []
             kaci_cpu = median(by["kaci"]["runs"][cell], "cpu_ms")
-            for other in ("floor", "kaci-stdjson", "azureml", "kserve", "mlserver"):
+            for other in (
+                "floor",
+                "kaci-baseline",
+                "kaci-stdjson",
+                "azureml",
+                "kserve",
+                "mlserver",
+            ):
                 if other in by and cell in by[other]["runs"]:
                     ratio = median(by[other]["runs"][cell], "cpu_ms") / kaci_cpu
                     cpu_parts.append(f"{ratio:.2f}x {other}")

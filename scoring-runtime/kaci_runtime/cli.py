@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, exports = load(argv, os.environ)
     except ConfigError as ex:
         print(f"kaci-runtime: {ex}", file=sys.stderr)
-        return 2
+        return ex.exit_code
     logging.getLogger().setLevel(config.log_level)
     for warning in config.warnings:
         logging.getLogger("kaci_runtime").warning("%s", warning)

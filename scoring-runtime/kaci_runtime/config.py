@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +43,16 @@ FILE_SETTINGS = (
 )
 
 
+# azmlinfsrv's exit codes for a bad setting: 1 for a command-line value (argparse refuses
+# it), 3 for an environment or config-file value (its worker's boot error).
+EXIT_BAD_FLAG = 1
+EXIT_BAD_SETTING = 3
+
+
 class ConfigError(ValueError):
-    pass
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_SETTING) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -77,14 +86,25 @@ class Config:
     warnings: tuple[str, ...] = ()
 
 
-def _int(name: str, text: str, low: int, high: int | None = None) -> int:
+def _int(
+    name: str,
+    flag: str | None,
+    fallback: str | None,
+    default: str,
+    low: int,
+    high: int | None = None,
+) -> int:
+    """An integer setting: the flag's value, else the environment's (or the file's), else
+    the default; a bad one is a ConfigError with the exit code of where it came from."""
+    text = flag or fallback or default
+    code = EXIT_BAD_FLAG if flag else EXIT_BAD_SETTING
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+        raise ConfigError(f"{name} must be an integer, got {text!r}", code) from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
+        raise ConfigError(f"{name} must be {bound}, got {value}", code)
     return value
 
 
@@ -111,9 +131,11 @@ class _Parser(argparse.ArgumentParser):
     """azmlinfsrv's answer to a bad command line: the error, its full help, exit code 1."""
 
     def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
-        print(file=sys.stderr)
-        self.print_help(sys.stderr)
+        # azmlinfsrv: then a blank line and the whole help, on stdout.
+        print()
+        self.print_help()
         raise SystemExit(EXIT_BAD_ARGUMENTS)
 
 
@@ -204,6 +226,23 @@ def _read_config_file(path: str) -> tuple[dict[str, str], list[str]]:
     return settings, warnings
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
+
+
+def _app_insights(flag_key: str | None, environ: Mapping[str, str]) -> tuple[bool, dict[str, str]]:
+    """AML_APP_INSIGHTS_ENABLED / _KEY as azmlinfsrv leaves them for score.py: enabled only with
+    a key that is a UUID (the flag's key counts as enabling), else "false"."""
+    out: dict[str, str] = {}
+    enabled = environ.get("AML_APP_INSIGHTS_ENABLED")
+    key = environ.get("AML_APP_INSIGHTS_KEY")
+    if flag_key is not None:
+        enabled, key = "true", flag_key
+        out["AML_APP_INSIGHTS_KEY"] = flag_key
+    on = enabled == "true" and key is not None and bool(_UUID.match(key))
+    out["AML_APP_INSIGHTS_ENABLED"] = "true" if on else "false"
+    return on, out
+
+
 def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config, dict[str, str]]:
     """The settings, and the environment variables score.py must see (Azure sets them too)."""
     args = parser().parse_args(argv)
@@ -231,7 +270,8 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     model_dir = args.model_dir or environ.get("AZUREML_MODEL_DIR") or None
     if args.model_dir:
         model_dir = os.path.realpath(args.model_dir)
-        exports["AZUREML_MODEL_DIR"] = model_dir
+        # As given, as azmlinfsrv exports it (a relative path stays relative to the app).
+        exports["AZUREML_MODEL_DIR"] = args.model_dir
     elif model_dir is None and file_settings.get("AZUREML_MODEL_DIR"):
         model_dir = file_settings["AZUREML_MODEL_DIR"]
     keys = tuple(k for k in (_key(environ, "PRIMARY"), _key(environ, "SECONDARY")) if k)
@@ -243,14 +283,16 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         exports["AML_CORS_ORIGINS"] = args.access_control_allow_origins
     cors = tuple(o.strip() for o in cors_text.split(",")) if cors_text.strip() else ()
 
+    # azmlinfsrv's rule: the ports come from the flags or the defaults; SERVER_PORT and
+    # HEALTH_PORT are set for score.py to read, never read.
+    port = _int("port", args.port, None, str(DEFAULT_PORT), 0, 65535)
+    exports["SERVER_PORT"] = str(port)
     health_port = None
     if environ.get("SEPERATE_HEALTH_ENDPOINT") == "true":
         health_port = _int(
-            "health_port",
-            args.health_port or environ.get("HEALTH_PORT") or str(DEFAULT_HEALTH_PORT),
-            0,
-            65535,
+            "health_port", args.health_port, None, str(DEFAULT_HEALTH_PORT), 0, 65535
         )
+    exports["HEALTH_PORT"] = str(health_port if health_port is not None else port)
 
     # Sent unless SERVER_VERSION_LOG_RESPONSE_ENABLED says otherwise; then only a version
     # the deployment set itself in HTTP_X_MS_SERVER_VERSION.
@@ -259,38 +301,46 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     if version_flag is not None and version_flag.lower() != "true":
         server_version = environ.get("HTTP_X_MS_SERVER_VERSION") or None
 
-    if args.appinsights_instrumentation_key is not None or _flag(
-        environ.get("AML_APP_INSIGHTS_ENABLED"), False
-    ):
+    insights_on, insights_env = _app_insights(args.appinsights_instrumentation_key, environ)
+    exports.update(insights_env)
+    asked = _flag(environ.get("AML_APP_INSIGHTS_ENABLED"), False) or environ.get(
+        "AML_APP_INSIGHTS_KEY"
+    )
+    if insights_on or asked or args.appinsights_instrumentation_key is not None:
         warnings.append(
-            "Application Insights is not supported by kaci-runtime: "
-            "--appinsights_instrumentation_key / AML_APP_INSIGHTS_ENABLED / "
-            "AML_APP_INSIGHTS_KEY are ignored; requests are counted in /metrics"
+            "Application Insights is not supported by kaci-runtime: nothing is sent "
+            "(--appinsights_instrumentation_key, AML_APP_INSIGHTS_ENABLED and AML_APP_INSIGHTS_KEY "
+            "only set what score.py reads); requests are counted in /metrics"
         )
     if setting("AZUREML_DEBUG_PORT"):
         warnings.append("AZUREML_DEBUG_PORT is ignored: kaci-runtime does not attach debugpy")
 
+    worker_count = _int("worker_count", args.worker_count, environ.get("WORKER_COUNT"), "1", 1)
+    # What else azmlinfsrv leaves in the environment for score.py.
+    exports["WORKER_COUNT"] = str(worker_count)
+    if "AML_APP_ROOT" not in environ:
+        exports["AML_APP_ROOT"] = app_root
+    if server_version is not None and (version_flag is None or version_flag.lower() == "true"):
+        exports["HTTP_X_MS_SERVER_VERSION"] = server_version
     config = Config(
         entry_script=entry,
         model_dir=model_dir,
         app_root=app_root,
         host=args.host or environ.get("KACI_HOST") or "0.0.0.0",  # noqa: S104
-        port=_int("port", args.port or environ.get("SERVER_PORT") or str(DEFAULT_PORT), 0, 65535),
-        worker_count=_int(
-            "worker_count", args.worker_count or environ.get("WORKER_COUNT") or "1", 1
-        ),
+        port=port,
+        worker_count=worker_count,
         scoring_timeout_ms=_int(
             "SCORING_TIMEOUT_MS",
-            args.scoring_timeout_ms
-            or setting("SCORING_TIMEOUT_MS")
-            or str(DEFAULT_SCORING_TIMEOUT_MS),
+            args.scoring_timeout_ms,
+            setting("SCORING_TIMEOUT_MS"),
+            str(DEFAULT_SCORING_TIMEOUT_MS),
             1,
         ),
         max_request_bytes=_int(
             "max_request_bytes",
-            args.max_request_bytes
-            or environ.get("KACI_MAX_REQUEST_BYTES")
-            or str(DEFAULT_MAX_REQUEST_BYTES),
+            args.max_request_bytes,
+            environ.get("KACI_MAX_REQUEST_BYTES"),
+            str(DEFAULT_MAX_REQUEST_BYTES),
             1,
         ),
         auth_keys=keys,

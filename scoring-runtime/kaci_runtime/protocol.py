@@ -106,7 +106,11 @@ class Request:
         return self.watched[slot]
 
     def headers_str(self) -> list[tuple[str, str]]:
-        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers]
+        """The headers score.py sees. As gunicorn (azmlinfsrv's server) does, a name with an
+        underscore is dropped: in WSGI it would pass for the dash name (X_Forwarded_For)."""
+        return [
+            (n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers if b"_" not in n
+        ]
 
 
 class HttpProtocol(asyncio.Protocol):

@@ -19,9 +19,6 @@ CLIENT_ID_TOO_LONG = (
     f"x-ms-request-id and x-ms-client-request-id must not exceed {HEADER_LIMIT} characters"
 )
 
-# Slots of the watched headers (kaci_runtime.protocol._WATCHED).
-_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID = 3, 4, 5, 7
-
 
 class IdMaker:
     """UUID-shaped, unique ids: a random per-process prefix and a counter. uuid4() per
@@ -41,21 +38,26 @@ class IdMaker:
 
 def request_ids(watched: list[bytes | None], ids: IdMaker) -> tuple[list[bytes], str | None]:
     """The id header lines for the answer, and the 431 message when an id is too long."""
-    given = watched[_REQUEST_ID]
-    trace = watched[_TRACE_ID]
-    tail = [b"traceid: ", trace, b"\r\n"] if trace is not None else []
+    # Slots of kaci_runtime.protocol._WATCHED: 3 x-request-id, 4 x-ms-request-id,
+    # 5 x-ms-client-request-id, 7 traceid (literals: this runs for every request).
+    given = watched[3]
+    trace = watched[7]
     if given is not None and len(given) > HEADER_LIMIT:
-        return tail, REQUEST_ID_TOO_LONG
+        return ([b"traceid: ", trace, b"\r\n"] if trace is not None else []), REQUEST_ID_TOO_LONG
     rid = given if given else ids.new()
-    out = [b"x-request-id: ", rid, b"\r\n"]
-    legacy, client = watched[_LEGACY_ID], watched[_CLIENT_ID]
+    legacy, client = watched[4], watched[5]
     if legacy:
         client = client or legacy
     else:
         legacy = client or rid
+    out = [b"x-request-id: ", rid, b"\r\n"]
+    problem = None
     if len(legacy) > HEADER_LIMIT or (client and len(client) > HEADER_LIMIT):
-        return out + tail, CLIENT_ID_TOO_LONG
-    out += [b"x-ms-request-id: ", legacy, b"\r\n"]
-    if client:
-        out += [b"x-ms-client-request-id: ", client, b"\r\n"]
-    return out + tail, None
+        problem = CLIENT_ID_TOO_LONG
+    else:
+        out += [b"x-ms-request-id: ", legacy, b"\r\n"]
+        if client:
+            out += [b"x-ms-client-request-id: ", client, b"\r\n"]
+    if trace is not None:
+        out += [b"traceid: ", trace, b"\r\n"]
+    return out, problem

@@ -33,6 +33,8 @@ RUN_FAILED = b"x-ms-run-function-failed: True\r\n"
 _OWN_HEADERS = frozenset(
     ("content-length", "x-ms-run-function-failed", "connection", "date", "transfer-encoding")
 )
+_IDS = frozenset(("x-request-id", "x-ms-request-id"))
+_IDS_WITH_CLIENT = _IDS | {"x-ms-client-request-id"}
 
 
 class Responder:
@@ -61,9 +63,12 @@ class Responder:
         ids = req.ids if req is not None else None
         if ids is None:
             ids, _ = self.id_lines(conn, req)
-        head = [status_line(code), content_type, self.server_header, *ids]
+        # The route's headers, then the server's (azmlinfsrv adds these after the route).
+        head = [status_line(code), content_type]
         if extra:
             head += extra
+        head.append(self.server_header)
+        head += ids
         cors = self.cors
         if cors is not None and req is not None and req.path in CORS_ROUTES:
             head += cors.headers(req.method, req.raw_headers)
@@ -90,11 +95,11 @@ class Responder:
             b"content-length: ",
             str(len(body)).encode(),
             b"\r\n",
-            self.server_header,
-            *ids,
         ]
         if extra:
             head += extra
+        head.append(self.server_header)
+        head += ids
         cors = self.cors
         if cors is not None and req is not None and req.path in CORS_ROUTES:
             head += cors.headers(req.method, req.raw_headers)
@@ -130,24 +135,27 @@ class Responder:
         code = int(out.status_code)
         extra: list[bytes] = []
         content_type = b""
-        failed_given: str | None = None
+        failed_given: list[str] = []
+        # The server's request ids replace the script's (x-ms-client-request-id only when
+        # the client sent one), as azmlinfsrv sets them after run().
+        ours = _IDS_WITH_CLIENT if (req.watched[4] or req.watched[5]) else _IDS
         for name, value in out.headers.items():
             lower = name.lower()
             if lower == "x-ms-run-function-failed":
-                failed_given = str(value) if failed_given is None else failed_given
+                failed_given.append(str(value))
                 continue
-            if lower in _OWN_HEADERS:
+            if lower in _OWN_HEADERS or lower in ours:
                 continue
             line = f"{name}: {value}\r\n".encode("latin-1", "replace")
             if lower == "content-type" and not content_type:
                 content_type = line
             else:
                 extra.append(line)
-        # Azure marks any 5xx as a failed run(); otherwise the response says (AMLResponse: False).
+        # Azure marks any 5xx as a failed run() (one value); otherwise the response says.
         if code >= 500:
             extra.append(RUN_FAILED)
-        elif failed_given is not None:
-            extra.append(f"x-ms-run-function-failed: {failed_given}\r\n".encode("latin-1"))
+        else:  # as given, repeated values too (AMLResponse's own and the script's)
+            extra += [f"x-ms-run-function-failed: {v}\r\n".encode("latin-1") for v in failed_given]
         extra.append(timing)
         if self.cors is not None and any(
             line.lower().startswith(b"access-control-allow-origin:") for line in extra

@@ -12,11 +12,13 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from kaci_runtime import amlapi
 from kaci_runtime.config import Config
 from kaci_runtime.metrics import LocalMetrics, SharedMetrics
 from kaci_runtime.protocol import HttpProtocol, Request
+from kaci_runtime.requestids import request_ids
 from kaci_runtime.responder import HTML, JSON, METRICS_TYPE, RUN_OK, Responder
 from kaci_runtime.scoring import Scorer
 from kaci_runtime.swagger import Swagger, SwaggerError
@@ -64,13 +66,14 @@ class Router:
 
     def handle(self, conn: HttpProtocol, req: Request) -> None:
         path = req.path
-        # A connection with held requests keeps its order: this one waits behind them.
-        if conn.held or (self.holding and path in HELD_UNTIL_READY):
+        # Only until init() is done (then no connection holds requests any more); a
+        # connection with held requests keeps its order: this one waits behind them.
+        if self.holding and (conn.held or path in HELD_UNTIL_READY):
             self.hold(conn, req)
             return
         began = time.perf_counter()
         responder = self.responder
-        ids, too_long = responder.id_lines(conn, req)
+        ids, too_long = request_ids(req.watched, responder.ids)
         req.ids = ids
         if too_long is not None:
             code = 431
@@ -78,10 +81,19 @@ class Router:
             responder.error(conn, req, 431, too_long)
         elif path == b"/score":
             route = "/score"
-            code = self.score(conn, req)
+            scorer = self.scorer
+            if scorer is not None and not self.auth_keys:
+                code = scorer.score(conn, req)
+            else:
+                code = self.score(conn, req)
         elif path in _ROUTES_GET_ONLY:
             route = _ROUTES_GET_ONLY[path]
             code = self.get_route(conn, req, route)
+        elif b"%" in path and (decoded := unquote_to_bytes(path)) != path:
+            # Werkzeug routes on the percent-decoded path (/%73core is /score): so does kaci.
+            req.path = decoded
+            self.handle(conn, req)
+            return
         else:
             code = 404
             route = "other"

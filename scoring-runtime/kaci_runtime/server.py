@@ -73,7 +73,7 @@ class Worker:
         self.connections: set[HttpProtocol] = set()
         self.responder = Responder(config, self.metrics)
         self.router = Router(config, self.responder, self.metrics, self.hold)
-        # The protocol calls these two directly.
+        # The protocol calls handle() (the router's) and respond_error() directly.
         self.handle: Callable[[HttpProtocol, Request], None] = self.router.handle
         self.too_large_message = (
             f"The request body is larger than the limit of {config.max_request_bytes} bytes."
@@ -162,15 +162,17 @@ class Worker:
             conn.transport.pause_reading()
 
     def _release_held(self, answer: Callable[[HttpProtocol, Request], None]) -> None:
+        """Answer the held requests in the order they came, then read their connections again."""
         held, self.held = self.held, []
+        for conn, _ in held:
+            conn.held = 0
         for conn, req in held:
-            conn.held -= 1
             transport = conn.transport
-            if transport is None or transport.is_closing():
-                continue
-            answer(conn, req)
-            if conn.held == 0 and not transport.is_closing():
-                transport.resume_reading()
+            if transport is not None and not transport.is_closing():
+                answer(conn, req)
+        for conn in dict.fromkeys(conn for conn, _ in held):
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.resume_reading()
 
     def _init_done(self, scorer: Scorer, swagger: Swagger, mode: Mode, seconds: float) -> None:
         self.router.scorer, self.router.swagger = scorer, swagger
@@ -201,6 +203,11 @@ class Worker:
         if self.report_fd is not None:
             os.write(self.report_fd, summary.encode()[:4000] + b"\n")
         self.exit_code = EXIT_INIT_FAILED
+        self._refuse_held()
+        self.begin_shutdown(None, immediate=True)
+
+    def _refuse_held(self) -> None:
+        """init() failed or the worker stops before it finished: 503 for the waiting requests."""
         self.router.holding = False
 
         def not_ready(conn: HttpProtocol, req: Request) -> None:
@@ -208,7 +215,6 @@ class Worker:
             self.responder.error(conn, req, 503, NOT_READY)
 
         self._release_held(not_ready)
-        self.begin_shutdown(None, immediate=True)
 
     def begin_shutdown(self, sig: int | None, immediate: bool = False) -> None:
         if self.shutting_down:
@@ -225,6 +231,8 @@ class Worker:
             )
         for server in self.servers:
             server.close()
+        if self.held:
+            self._refuse_held()
         for conn in list(self.connections):
             conn.shutdown()
         assert self.loop is not None

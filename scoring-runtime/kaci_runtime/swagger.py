@@ -217,13 +217,16 @@ def swagger3(
     }
 
 
-def _user_file(folders: list[Path], names: list[str]) -> dict[str, Any] | None:
+def _user_file(folders: list[Path], names: list[str]) -> Any:
+    """The user's swagger document, if any. Any JSON value is served as it is, but as in
+    azmlinfsrv an empty one ({}, "", null) counts as no file."""
     for folder in folders:
         for name in names:
             path = folder / name
             if path.is_file():
-                data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-                return data
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data:
+                    return data
     return None
 
 

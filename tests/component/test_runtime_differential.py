@@ -60,6 +60,8 @@ def _venv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("KACI_AZMLINFSRV_VENV")
     if given:
         return Path(given)
+    with contextlib.suppress(OSError):
+        CACHE.mkdir(parents=True, exist_ok=True)
     if CACHE.is_dir() and os.access(CACHE, os.W_OK):
         return CACHE / "azmlinfsrv-1.5.1"
     return tmp_path_factory.getbasetemp() / "azmlinfsrv-1.5.1"
@@ -117,6 +119,10 @@ class Req:
     # A documented deliberate difference (DELIBERATE) this answer shows, if any.
     deliberate: str | None = None
     health_port: bool = False
+    # Send the body with Transfer-Encoding: chunked (in two pieces) instead of Content-Length.
+    chunked: bool = False
+    # Headers sent after `headers`, repeats allowed.
+    more_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,12 @@ class Case:
     # The exit code both servers must stop with (no requests then).
     expect_exit: int | None = None
     health_port: bool = False
+    # The test's id, when one folder serves in two cases.
+    id: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
 
 
 def post(name: str, body: str | bytes, **kw: object) -> Req:
@@ -208,10 +220,17 @@ PLAIN = (
     ),
     get("over-long id on liveness", "/", headers={"x-request-id": LONG}),
     post("TraceId echoed", "x", headers={"TraceId": "office-trace-1"}),
+    post("chunked body", '{"data": [1, 2, 3, 4]}', chunked=True),
+    Req("percent-encoded path", "POST", "/%73core", b"x"),
+    get("unicode query", "/score?name=%C3%A9t%C3%A9&emoji=%E2%98%83"),
+    post(
+        "charset in the content type", '"x"', headers={"Content-Type": "text/plain; charset=utf-8"}
+    ),
     get("swagger (generic)", "/swagger.json"),
     get("swagger 3 (generic)", "/swagger.json?version=3"),
     get("swagger 3.1 (generic)", "/swagger.json?version=3.1"),
     get("swagger version 4", "/swagger.json?version=4"),
+    Req("HEAD swagger", "HEAD", "/swagger.json"),
 )
 
 SCHEMA_ERRORS = (
@@ -221,6 +240,19 @@ SCHEMA_ERRORS = (
     Req("bad JSON", "POST", "/score", b'{"data": [1,', {"Content-Type": "application/json"}),
     Req("empty JSON body", "POST", "/score", b"", {"Content-Type": "application/json"}),
     post_json("a parameter missing", {"other": 1}),
+    post(
+        "JSON with a charset",
+        '{"data": [[1, 2, 3]]}',
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    ),
+    Req(
+        "chunked JSON",
+        "POST",
+        "/score",
+        b'{"data": [[1, 2, 3]]}',
+        {"Content-Type": "application/json"},
+        chunked=True,
+    ),
     post_json(
         "+json content type", {"data": [[1]]}, headers={"Content-Type": "application/vnd.x+json"}
     ),
@@ -280,6 +312,14 @@ CASES = (
                 headers={"X-Custom-Thing": "42", "Content-Type": "text/plain"},
             ),
             get("GET with headers", "/score?q=1", headers={"X-Custom-Thing": "g"}),
+            post("a header name with an underscore", "u", headers={"X_Under": "u"}),
+            Req(
+                "a repeated header",
+                "POST",
+                "/score",
+                b"r",
+                more_headers=(("X-Repeated", "one"), ("X-Repeated", "two")),
+            ),
             post("no extra headers", "p"),
         ),
     ),
@@ -357,7 +397,21 @@ CASES = (
                 {"Content-Type": "text/plain; charset=utf-8", "X-One": "a"},
             ),
             get("GET", "/score?n=5&flag", headers={"X-Empty": ""}),
+            Req(
+                "broken JSON: request.json raises in run()",
+                "POST",
+                "/score",
+                b"{",
+                {"Content-Type": "application/json"},
+            ),
             Req("OPTIONS reaches run()", "OPTIONS", headers={"X-One": "opt"}),
+            Req(
+                "repeated headers in the request",
+                "POST",
+                "/score",
+                b"x",
+                more_headers=(("X-One", "a"), ("X-One", "b"), ("X-Two", "c")),
+            ),
             Req("HEAD reaches run()", "HEAD", "/score?n=1"),
             Req("PUT", "PUT", body=b"x", deliberate="allow-and-ids-on-404-405"),
             *SWAGGERS[:1],
@@ -417,28 +471,42 @@ CASES = (
             ),
             Req("echo bytes", "POST", "/score?mode=echo", PNG[:500], {"Content-Type": "image/png"}),
             Req("stream, no content type", "POST", "/score", b"\x00\x01\x02\x03rest"),
+            Req(
+                "chunked upload", "POST", "/score", PNG, {"Content-Type": "image/png"}, chunked=True
+            ),
         ),
     ),
     Case(
         "response_headers",
-        tuple(
-            get(case, f"/score?case={case}")
-            for case in (
-                "assign",
-                "mimetype",
-                "content_type_given",
-                "content_type_lower",
-                "comma",
-                "json",
-                "none",
-                "not_found",
-                "server_error",
-                "failed_flag",
-                "status_set",
-                "data_set",
-                "cookie",
-                "other",
-            )
+        (
+            *(
+                get(case, f"/score?case={case}")
+                for case in (
+                    "assign",
+                    "mimetype",
+                    "content_type_given",
+                    "content_type_lower",
+                    "comma",
+                    "json",
+                    "none",
+                    "not_found",
+                    "server_error",
+                    "failed_flag",
+                    "status_set",
+                    "data_set",
+                    "cookie",
+                    "flag_header_given",
+                    "flag_header_given_500",
+                    "azure_test_headers",
+                    "other",
+                )
+            ),
+            get("ids set by run()", "/score?case=ids"),
+            get(
+                "ids set by run(), client ids sent",
+                "/score?case=ids",
+                headers={"x-request-id": "r9", "x-ms-client-request-id": "c9", "TraceId": "t9"},
+            ),
         ),
     ),
     Case(
@@ -497,6 +565,8 @@ CASES = (
         ),
     ),
     Case("swagger_files", SWAGGERS),
+    # swagger.json is {} (counts as none), swagger2.json a JSON string, swagger3.json "".
+    Case("swagger_odd", SWAGGERS),
     Case(
         "init_slow",
         (
@@ -507,6 +577,24 @@ CASES = (
         wait_ready=False,
     ),
     Case("init_fails", expect_exit=3),
+    Case("bad_signature", expect_exit=3),
+    Case("no_init", expect_exit=3),
+    Case("import_error", expect_exit=3),
+    Case(
+        "raw_request_headers",
+        (
+            post("headers both ways", "x", headers={"X-Thing": "t1", "Content-Type": "text/plain"}),
+            get("GET", "/score", headers={"X-Thing": "g"}),
+        ),
+    ),
+    Case(
+        "plain_aml_response",
+        (
+            post("AMLResponse from a plain run()", '{"respond": true}'),
+            post("a JSON AMLResponse error", '{"fail": true}'),
+            post("a dict", '{"k": 1}'),
+        ),
+    ),
     Case("cors", CORS_REQUESTS, env={"AML_CORS_ORIGINS": "https://a.example, https://b.example"}),
     Case("cors_wildcard", CORS_REQUESTS, env={"AML_CORS_ORIGINS": "*"}),
     Case(
@@ -532,6 +620,22 @@ CASES = (
         ),
         env={"SEPERATE_HEALTH_ENDPOINT": "true"},
         health_port=True,
+    ),
+    Case("env_vars", (post("the environment", "x"),)),
+    Case(
+        "env_vars",
+        (post("the environment, with flags", "x"),),
+        args=(
+            "--entry_script",
+            "score.py",
+            "--model_dir",
+            "./my/dir",
+            "--appinsights_instrumentation_key",
+            "my-super-duper-key",
+            "--access_control_allow_origins",
+            "www.microsoft.com, www.azure.com",
+        ),
+        id="env_vars_with_flags",
     ),
     Case(
         "system_exit",
@@ -566,7 +670,7 @@ class Server:
         cmd = [*cmd, *case.args, "--port", str(self.port)]
         if self.health is not None:
             cmd += ["--health_port", str(self.health)]
-        self.log_path = log_dir / f"{case.name}.{kind}.log"
+        self.log_path = log_dir / f"{case.key}.{kind}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -630,7 +734,7 @@ class Pool:
         self.started: dict[str, tuple[Server, Server]] = {}
 
     def _start(self, case: Case) -> None:
-        if case.name in self.started:
+        if case.key in self.started:
             return
         ref = Server("reference", case, [str(self.reference)], self.log_dir)
         kaci = Server(
@@ -639,7 +743,7 @@ class Pool:
             [sys.executable, "-m", "kaci_runtime", "--host", "127.0.0.1"],
             self.log_dir,
         )
-        self.started[case.name] = (ref, kaci)
+        self.started[case.key] = (ref, kaci)
 
     def get(self, case: Case) -> tuple[Server, Server]:
         index = CASES.index(case)
@@ -647,10 +751,10 @@ class Pool:
             if ahead.wait_ready and ahead.expect_exit is None:
                 self._start(ahead)
         self._start(case)
-        return self.started[case.name]
+        return self.started[case.key]
 
     def release(self, case: Case) -> None:
-        for server in self.started.pop(case.name, ()):
+        for server in self.started.pop(case.key, ()):
             server.stop()
 
     def close(self) -> None:
@@ -686,11 +790,17 @@ def request(port: int, req: Req, timeout: float = 60) -> Answer:
     try:
         conn.putrequest(req.method, req.path, skip_accept_encoding=True)
         headers = dict(req.headers)
-        if req.body is not None or req.method in ("POST", "PUT"):
-            headers.setdefault("Content-Length", str(len(req.body or b"")))
-        for name, value in headers.items():
+        body = req.body or b""
+        if req.chunked:
+            headers["Transfer-Encoding"] = "chunked"
+            half = len(body) // 2
+            pieces = [p for p in (body[:half], body[half:]) if p]
+            body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        elif req.body is not None or req.method in ("POST", "PUT"):
+            headers.setdefault("Content-Length", str(len(body)))
+        for name, value in [*headers.items(), *req.more_headers]:
             conn.putheader(name, value)
-        conn.endheaders(req.body)
+        conn.endheaders(body or None)
         resp = conn.getresponse()
         body = resp.read()
         got: dict[str, list[str]] = {}
@@ -813,7 +923,7 @@ def _exchange(server: Server, req: Req) -> Answer:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])
 def test_kaci_answers_as_the_reference(case: Case, pool: Pool) -> None:
     ref, kaci = pool.get(case)
     try:
@@ -842,3 +952,58 @@ def test_kaci_answers_as_the_reference(case: Case, pool: Pool) -> None:
         assert not differences, "\n".join(differences)
     finally:
         pool.release(case)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--entry_script", "score.py", "--bogus_flag", "x"], ["--entry_script"], ["stray"]],
+    ids=["unknown flag", "flag without its value", "stray argument"],
+)
+def test_bad_command_lines_fail_as_the_reference(argv: list[str], reference_bin: Path) -> None:
+    """Exit code 1, argparse's error on stderr, then the help on stdout."""
+    folder = CORPUS / "plain_echo"
+    env = _clean_env(Case("plain_echo"), folder)
+    runs = {}
+    for kind, cmd in (
+        ("reference", [str(reference_bin)]),
+        ("kaci", [sys.executable, "-m", "kaci_runtime"]),
+    ):
+        proc = subprocess.run(
+            [*cmd, *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+        runs[kind] = proc
+        assert proc.returncode == 1, (kind, proc.stdout, proc.stderr)
+        assert "error:" in proc.stderr, (kind, proc.stderr)
+        assert "--entry_script" in proc.stdout, (kind, proc.stdout)
+    # The same complaint (argparse's own words), from either program.
+    ref_error = runs["reference"].stderr.split("error:", 1)[1].strip()
+    kaci_error = runs["kaci"].stderr.split("error:", 1)[1].strip()
+    assert kaci_error == ref_error
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--entry_script", "score.py", "--port", "99999"], {}),
+        (["--entry_script", "score.py", "--worker_count", "0"], {}),
+        (["--entry_script", "score.py"], {"SCORING_TIMEOUT_MS": "soon"}),
+    ],
+    ids=["port out of range", "no workers", "bad SCORING_TIMEOUT_MS"],
+)
+def test_bad_settings_exit_as_the_reference(
+    argv: list[str], env: dict[str, str], reference_bin: Path
+) -> None:
+    """A bad flag value exits with 1 (argparse), a bad environment value with 3."""
+    folder = CORPUS / "plain_echo"
+    full_env = {**_clean_env(Case("plain_echo"), folder), **env}
+    if "--port" not in argv:
+        # Should the bad setting go unnoticed, the server would not take a port in use.
+        argv = [*argv, "--port", str(free_port())]
+    codes = []
+    for cmd in ([str(reference_bin)], [sys.executable, "-m", "kaci_runtime"]):
+        proc = subprocess.run(
+            [*cmd, *argv], cwd=folder, env=full_env, capture_output=True, text=True, timeout=120
+        )
+        codes.append(proc.returncode)
+    assert codes[0] in (1, 3), codes
+    assert codes[1] == codes[0], codes

@@ -33,7 +33,7 @@ def test_console_script_is_installed() -> None:
 
 def test_bad_port_is_refused_with_a_reason() -> None:
     out = run_cli("--entry_script", "x.py", "--port", "99999")
-    assert out.returncode == 2
+    assert out.returncode == 1  # a bad flag value: azmlinfsrv's argparse exit code
     assert "port must be between 0 and 65535" in out.stderr
 
 
@@ -41,6 +41,9 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
     env = {"SERVER_PORT": "6000", "WORKER_COUNT": "3", "AZUREML_MODEL_DIR": "/env/models"}
     config, exports = load(["--port", "7000", "--model_dir", str(tmp_path)], env)
     assert config.port == 7000
+    assert exports["SERVER_PORT"] == "7000"
+    # azmlinfsrv never reads SERVER_PORT: without --port, the default.
+    assert load([], env)[0].port == 5001
     assert config.worker_count == 3
     assert config.model_dir == str(tmp_path)
     assert exports["AZUREML_MODEL_DIR"] == str(tmp_path)
@@ -64,7 +67,15 @@ def test_environment_is_read_like_azmlinfsrv() -> None:
     assert config.auth_keys == ("k1",)
     assert config.fast_json is False
     assert config.max_request_bytes == 1024
-    assert exports == {}
+    # What azmlinfsrv leaves for score.py to read (nothing the caller set is overwritten
+    # but the ports, which come from the flags only).
+    assert exports == {
+        "SERVER_PORT": "5001",
+        "HEALTH_PORT": "5001",
+        "WORKER_COUNT": "1",
+        "AML_APP_INSIGHTS_ENABLED": "false",
+        "HTTP_X_MS_SERVER_VERSION": config.server_version,
+    }
     assert "k1" not in repr(config)  # keys stay out of logs
 
 
@@ -76,8 +87,9 @@ def test_environment_is_read_like_azmlinfsrv() -> None:
     ],
 )
 def test_bad_environment_values_are_refused(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as caught:
         load([], env)
+    assert caught.value.exit_code == 3  # azmlinfsrv's boot error for a bad setting
 
 
 def test_banner_says_where_it_listens(tmp_path: Path) -> None:

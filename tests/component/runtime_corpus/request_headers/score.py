@@ -6,7 +6,15 @@ def init():
 
 
 def run(data, request_headers):
-    keep = ("Content-Type", "X-Custom-Thing", "X-Repeated", "Content-Length", "Authorization")
+    keep = (
+        "Content-Type",
+        "X-Custom-Thing",
+        "X-Repeated",
+        "Content-Length",
+        "Authorization",
+        "X-Under",
+        "X_Under",
+    )
     return {
         "data": data,
         "headers": {k: v for k, v in request_headers.items() if k in keep},

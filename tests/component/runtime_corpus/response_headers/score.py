@@ -47,6 +47,20 @@ def run(request):
         resp = AMLResponse("old", 200)
         resp.set_data(b"new body")
         return resp
+    if case == "flag_header_given":
+        return AMLResponse("given", 200, {"x-ms-run-function-failed": "True"})
+    if case == "flag_header_given_500":
+        return AMLResponse("given", 500, {"x-ms-run-function-failed": "maybe"})
+    if case == "ids":
+        resp = AMLResponse("", 200)
+        resp.headers["x-request-id"] = "cannot-be-overwritten"
+        resp.headers["x-ms-request-id"] = "nor-this"
+        resp.headers["x-ms-client-request-id"] = "kept-unless-the-client-sent-one"
+        resp.headers["TraceId"] = "from-run"
+        return resp
+    if case == "azure_test_headers":
+        headers = {"a": "A", "b": "A, B, C", "content-type": "A", "x-ms-run-function-failed": "Z"}
+        return AMLResponse(None, 555, headers, run_function_failed=True)
     if case == "cookie":
         resp = AMLResponse("cookie", 200)
         resp.set_cookie("session", "abc")
