@@ -98,6 +98,8 @@ class Image:
         self.id = f"{self.name}:{self.version}" if self.version else self.name
         self.creation_state: str = status.get("state") or "NotStarted"
         self.image_location: str | None = status.get("imageLocation")
+        # Model.package's result reads `location` (Azure's ModelPackage).
+        self.location: str | None = self.image_location
         self.image_build_log: str = status.get("buildLog") or ""
         # Azure gave a blob URL; here the log is in the object (image_build_log).
         self.image_build_log_uri: str | None = None
@@ -255,6 +257,21 @@ class Image:
             "description": self.description,
             "createdTime": self.created_time.isoformat() if self.created_time else None,
         }
+
+    def pull(self) -> None:
+        raise WebserviceException(
+            f"pull: kaci's SDK needs no Docker engine; pull it yourself: docker pull "
+            f"{self.image_location or '<not built yet>'}"
+        )
+
+    def save(self, output_directory: str) -> None:
+        raise WebserviceException(
+            "save: Model.package(generate_dockerfile=True) is not offered (the operator "
+            "renders the build context); the built image is at image.location"
+        )
+
+    def get_logs(self, decode: bool = True, offset: int = 0) -> str:
+        return self.image_build_log[offset:]
 
     @staticmethod
     def image_configuration() -> Any:
