@@ -1,0 +1,227 @@
+"""SDK v1 deployment scripts (tests/cluster/sdk_corpus/) run against the real cluster.
+
+Each script is Azure code with only its imports changed; it runs as a subprocess
+in a folder of its own holding `.azureml/config.json`, the trained MNIST model,
+the sample request and the tutorial's score.py, and writes what it saw to
+results.json. The predictions are checked against the model file's own.
+
+One namespace and one operator instance serve the whole module (the scripts clean
+up their services as Azure's do), and they share one trained model: the operator
+builds an image once per content hash, so scripts with the same score.py,
+Environment and model reuse one image.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from test_op_support import run_operator, train  # type: ignore[import-not-found]
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+CONTEXT = "kaci-local"
+CORPUS = Path(__file__).resolve().parent / "sdk_corpus"
+MNIST = ROOT / "examples" / "mnist"
+SCRIPT_TIMEOUT_S = 900
+
+
+class Corpus:
+    def __init__(self, namespace: str, instance: str, template: Path) -> None:
+        self.namespace = namespace
+        self.instance = instance
+        self.template = template
+        model = joblib.load(template / "sklearn_mnist_model.pkl")
+        samples = json.loads((template / "sample-request.json").read_text())["data"]
+        self.samples: list[list[float]] = samples
+        self.expected: list[int] = model.predict(np.array(samples)).tolist()
+
+    def run(self, script: str, work: Path) -> dict[str, Any]:
+        shutil.copytree(self.template, work)
+        proc = subprocess.run(
+            [sys.executable, str(CORPUS / script)],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_TIMEOUT_S,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{script} failed:\n" + (proc.stdout + proc.stderr)[-5000:]
+        results: dict[str, Any] = json.loads((work / "results.json").read_text())
+        return results
+
+
+@pytest.fixture(scope="session")
+def crds(local_cluster: Path) -> None:
+    """The CRDs from crds/ (idempotent server-side apply), established."""
+    kubectl = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}"]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/webservices.kaci.dev"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(
+    crds: None, make_namespace: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Corpus]:
+    namespace = make_namespace(f"t-sdk-corpus-{secrets.token_hex(3)}")
+    template = tmp_path_factory.mktemp("corpus-template")
+    train(template)
+    shutil.copy(MNIST / "score.py", template / "score.py")
+    with run_operator(f"sdkc-{secrets.token_hex(4)}") as op:
+        (template / ".azureml").mkdir()
+        (template / ".azureml" / "config.json").write_text(
+            json.dumps(
+                {
+                    "context": CONTEXT,
+                    "namespace": namespace,
+                    "kubeconfig": str(KUBECONFIG),
+                    "operator": op.instance,
+                }
+            )
+        )
+        try:
+            yield Corpus(namespace, op.instance, template)
+        finally:
+            for kind in ("webservices", "images", "models"):
+                subprocess.run(
+                    [
+                        "kubectl",
+                        f"--kubeconfig={KUBECONFIG}",
+                        f"--context={CONTEXT}",
+                        "-n",
+                        namespace,
+                        "delete",
+                        f"{kind}.kaci.dev",
+                        "--all",
+                        "--timeout=120s",
+                    ],
+                    capture_output=True,
+                    timeout=180,
+                    check=False,
+                )
+            print("operator log (tail):\n" + op.log_tail())
+
+
+def test_01_aci_environment(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("01_aci_environment.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["state"] == "Healthy"
+    assert r["version"] == "1.57.0"
+    assert (r["rg"], r["location"], r["sub"]) == (corpus.namespace, "kubernetes", CONTEXT)
+
+
+def test_02_two_models(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("02_two_models.py", tmp_path / "w")
+    assert r["a"] == corpus.expected
+    assert r["b"] == corpus.expected
+    assert r["models"] == ["mnist_second:1", "sklearn_mnist:1"]
+
+
+def test_03_condadeps_containerimage(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("03_condadeps_containerimage.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["image"].startswith("myimage1:")
+
+
+def test_04_curated_environment(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("04_curated_environment.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert "GPU-only" in r["gpu_refused"]
+    assert "my-sklearn-env" in r["listed"]
+    assert r["version"] == "1"
+
+
+def test_05_aks_autoscale(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("05_aks_autoscale.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert (r["branch"], r["state"]) == ("existing", "Succeeded")
+    assert (r["kind"], r["compute_type"]) == ("AksWebservice", "AKS")
+    assert r["autoscale"] == [True, 1, 3, 60]
+    # Azure's AKS default: key auth on; run() got through with the primary key.
+    assert r["auth"] is True
+    assert r["has_keys"] is True
+    assert r["compute_targets"] == [CONTEXT]
+
+
+def test_06_local_webservice(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("06_local_webservice.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["reloaded"] == corpus.expected
+    assert r["updated"] == corpus.expected
+    assert r["cloud"] == corpus.expected
+    assert r["logs_nonempty"] is True
+
+
+def test_07_no_code_deploy(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("07_no_code_deploy.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["framework"] == "ScikitLearn"
+
+
+def test_08_source_directory(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("08_source_directory.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+
+
+def test_09_token_auth(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("09_token_auth.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert "issue #16" in r["token_refused"]
+    assert any("token_auth_enabled" in w for w in r["warned"])
+    assert r["auth"] is True
+    assert (r["replicas"], r["autoscale"]) == (1, False)
+
+
+def test_10_update_inference_config(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("10_update_inference_config.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["after"] == corpus.expected
+    assert r["v"] == 2
+
+
+def test_11_workspace_lists(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("11_workspace_lists.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert r["model_tags"] == {"area": "mnist"}
+    assert r["in_webservices"] is True
+    assert "listed-mnist" in r["aci_names"]
+    assert "listed-mnist" not in r["aks_names"]
+    assert r["listed_models"] == ["sklearn_mnist"]
+    assert "listed-mnist" in r["images"]
+    assert r["compute_targets"] == 1
+    assert r["after_delete"] is False
+
+
+def test_12_overwrite(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("12_overwrite.py", tmp_path / "w")
+    assert r["prediction"] == corpus.expected
+    assert "already exists" in r["refused"]
+    assert r["memory"] == 1.5
+    assert r["same_object"] is True
+
+
+def test_13_empty_models(corpus: Corpus, tmp_path: Path) -> None:
+    r = corpus.run("13_empty_models.py", tmp_path / "w")
+    assert r["sums"] == [round(sum(row), 6) for row in corpus.samples]
+    assert r["greeting"] == "hello $USER from kaci"
+    assert r["example"] == "EXAMPLE_VALUE"
+    assert r["models"] == []
