@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # register + Environment + InferenceConfig + Model.deploy to ACI (the 2019+ docs' shape)
 import json
 
@@ -26,7 +27,10 @@ env.register(workspace=ws)
 
 inference_config = InferenceConfig(entry_script="score.py", environment=env)
 aciconfig = AciWebservice.deploy_configuration(
-    cpu_cores=0.5, memory_gb=1, tags={"data": "MNIST", "method": "sklearn"}, description="Predict MNIST"
+    cpu_cores=0.5,
+    memory_gb=1,
+    tags={"data": "MNIST", "method": "sklearn"},
+    description="Predict MNIST",
 )
 service = Model.deploy(ws, "sklearn-mnist-svc", [model], inference_config, aciconfig)
 service.wait_for_deployment(show_output=True)
@@ -35,7 +39,13 @@ print(service.scoring_uri)
 test_samples = json.load(open("sample-request.json"))["data"]
 result = service.run(input_data=json.dumps({"data": test_samples}))
 print(result)
-results = {"prediction": result, "state": service.state, "version": azureml.core.VERSION,
-           "rg": ws.resource_group, "location": ws.location, "sub": ws.subscription_id}
+results = {
+    "prediction": result,
+    "state": service.state,
+    "version": azureml.core.VERSION,
+    "rg": ws.resource_group,
+    "location": ws.location,
+    "sub": ws.subscription_id,
+}
 service.delete()
 json.dump(results, open("results.json", "w"))

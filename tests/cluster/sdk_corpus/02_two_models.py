@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # two models in one service: score.py finds each with Model.get_model_path
 import json
 
@@ -11,7 +12,7 @@ model_a = Model.register(ws, model_path="sklearn_mnist_model.pkl", model_name="s
 model_b = Model.register(ws, model_path="sklearn_mnist_model.pkl", model_name="mnist_second")
 
 with open("score_two.py", "w") as f:
-    f.write('''
+    f.write("""
 import json
 import joblib
 import numpy as np
@@ -27,7 +28,7 @@ def init():
 def run(raw_data):
     data = np.array(json.loads(raw_data)["data"])
     return {"a": model_a.predict(data).tolist(), "b": model_b.predict(data).tolist()}
-''')
+""")
 
 myenv = CondaDependencies()
 myenv.add_pip_package("scikit-learn")

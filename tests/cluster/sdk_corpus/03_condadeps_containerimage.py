@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # the 2018 tutorial: myenv.yml written by CondaDependencies, ContainerImage, deploy_from_image
 import json
 
@@ -8,8 +9,10 @@ from kaci.azureml.core.model import Model
 from kaci.azureml.core.webservice import AciWebservice, Webservice
 
 ws = Workspace.from_config()
-model = Model(ws, "sklearn_mnist") if "sklearn_mnist" in ws.models else Model.register(
-    ws, "sklearn_mnist_model.pkl", "sklearn_mnist"
+model = (
+    Model(ws, "sklearn_mnist")
+    if "sklearn_mnist" in ws.models
+    else Model.register(ws, "sklearn_mnist_model.pkl", "sklearn_mnist")
 )
 
 myenv = CondaDependencies()
@@ -21,10 +24,15 @@ with open("myenv.yml", "r") as f:
     print(f.read())
 
 image_config = ContainerImage.image_configuration(
-    execution_script="score.py", runtime="python", conda_file="myenv.yml",
-    description="Image with mnist model", tags={"data": "mnist", "type": "classification"},
+    execution_script="score.py",
+    runtime="python",
+    conda_file="myenv.yml",
+    description="Image with mnist model",
+    tags={"data": "mnist", "type": "classification"},
 )
-image = ContainerImage.create(name="myimage1", models=[model], image_config=image_config, workspace=ws)
+image = ContainerImage.create(
+    name="myimage1", models=[model], image_config=image_config, workspace=ws
+)
 image.wait_for_creation(show_output=True)
 
 aciconfig = AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1)

@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # a curated environment (Environment.get of an AzureML-* name), cloned and registered
 import json
 
@@ -23,13 +24,20 @@ listed = sorted(n for n in Environment.list(workspace=ws) if not n.startswith("A
 
 inference_config = InferenceConfig(entry_script="score.py", environment=curated)
 service = Model.deploy(
-    ws, "curated-env", [model], inference_config,
+    ws,
+    "curated-env",
+    [model],
+    inference_config,
     AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]
 prediction = service.run(json.dumps({"data": samples}))
-results = {"prediction": prediction, "gpu_refused": gpu_refused, "listed": listed,
-           "version": again.version}
+results = {
+    "prediction": prediction,
+    "gpu_refused": gpu_refused,
+    "listed": listed,
+    "version": again.version,
+}
 service.delete()
 json.dump(results, open("results.json", "w"))

@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # LocalWebservice: deploy, run, edit score.py + reload, update, then deploy_to_cloud
 import json
 import shutil
@@ -38,12 +39,18 @@ updated = local_service.run(input_data=json.dumps({"data": samples}))
 logs = local_service.get_logs()
 
 cloud = local_service.deploy_to_cloud(
-    name="from-local", deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1)
+    name="from-local",
+    deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
 )
 cloud.wait_for_deployment(show_output=True)
 in_cloud = cloud.run(json.dumps({"data": samples}))
 local_service.delete()
-results = {"prediction": first, "reloaded": reloaded["reloaded"], "updated": updated["updated"],
-           "cloud": in_cloud["updated"], "logs_nonempty": bool(logs)}
+results = {
+    "prediction": first,
+    "reloaded": reloaded["reloaded"],
+    "updated": updated["updated"],
+    "cloud": in_cloud["updated"],
+    "logs_nonempty": bool(logs),
+}
 cloud.delete()
 json.dump(results, open("results.json", "w"))

@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # no-code deploy: a scikit-learn model registered with its framework, no InferenceConfig
 import json
 
@@ -19,7 +20,9 @@ model = Model.register(
     description="no-code sklearn model",
 )
 service = Model.deploy(
-    ws, "nocode-mnist", [model],
+    ws,
+    "nocode-mnist",
+    [model],
     deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)

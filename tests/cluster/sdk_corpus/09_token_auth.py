@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # token auth: AKS config with token_auth_enabled; get_token is refused (issue #16), keys work
 import json
 import warnings
@@ -19,8 +20,13 @@ with warnings.catch_warnings(record=True) as caught:
     aks_config = AksWebservice.deploy_configuration(
         num_replicas=1, cpu_cores=0.5, memory_gb=1, token_auth_enabled=True, auth_enabled=False
     )
-service = Model.deploy(ws, "token-mnist", [model], InferenceConfig(entry_script="score.py", environment=env),
-                       aks_config)
+service = Model.deploy(
+    ws,
+    "token-mnist",
+    [model],
+    InferenceConfig(entry_script="score.py", environment=env),
+    aks_config,
+)
 service.wait_for_deployment(show_output=True)
 try:
     token, refresh_by = service.get_token()
@@ -29,8 +35,13 @@ except WebserviceException as e:
     refused = str(e)
 samples = json.load(open("sample-request.json"))["data"]
 prediction = service.run(json.dumps({"data": samples}))
-results = {"prediction": prediction, "token_refused": refused, "auth": service.auth_enabled,
-           "warned": [str(w.message) for w in caught], "replicas": service.num_replicas,
-           "autoscale": service.autoscale_enabled}
+results = {
+    "prediction": prediction,
+    "token_refused": refused,
+    "auth": service.auth_enabled,
+    "warned": [str(w.message) for w in caught],
+    "replicas": service.num_replicas,
+    "autoscale": service.autoscale_enabled,
+}
 service.delete()
 json.dump(results, open("results.json", "w"))

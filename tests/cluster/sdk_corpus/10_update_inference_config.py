@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # update a running service with a new InferenceConfig (a new score.py)
 import json
 
@@ -12,8 +13,13 @@ env = Environment("mnist-env")
 env.python.conda_dependencies = CondaDependencies.create(
     pip_packages=["azureml-defaults", "scikit-learn", "joblib", "numpy"]
 )
-service = Model.deploy(ws, "update-mnist", [model], InferenceConfig(entry_script="score.py", environment=env),
-                       AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1))
+service = Model.deploy(
+    ws,
+    "update-mnist",
+    [model],
+    InferenceConfig(entry_script="score.py", environment=env),
+    AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+)
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]
 before = service.run(json.dumps({"data": samples}))

@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # ws.models / ws.webservices / ws.images / ws.compute_targets, and Model.list / Webservice.list
 import json
 
@@ -7,7 +8,9 @@ from kaci.azureml.core.model import InferenceConfig, Model
 from kaci.azureml.core.webservice import AciWebservice, Webservice
 
 ws = Workspace.from_config()
-Model.register(ws, model_path="sklearn_mnist_model.pkl", model_name="sklearn_mnist", tags={"area": "mnist"})
+Model.register(
+    ws, model_path="sklearn_mnist_model.pkl", model_name="sklearn_mnist", tags={"area": "mnist"}
+)
 for name, m in ws.models.items():
     print("Name:", name, "\tVersion:", m.version, "\tDescription:", m.description, m.tags)
 model = ws.models["sklearn_mnist"]
@@ -16,8 +19,13 @@ env = Environment("mnist-env")
 env.python.conda_dependencies = CondaDependencies.create(
     pip_packages=["azureml-defaults", "scikit-learn", "joblib", "numpy"]
 )
-service = Model.deploy(ws, "listed-mnist", [model], InferenceConfig(entry_script="score.py", environment=env),
-                       AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1))
+service = Model.deploy(
+    ws,
+    "listed-mnist",
+    [model],
+    InferenceConfig(entry_script="score.py", environment=env),
+    AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+)
 service.wait_for_deployment(show_output=True)
 for name, s in ws.webservices.items():
     print(name, s.compute_type, s.state, s.scoring_uri)
@@ -30,9 +38,11 @@ results = {
     "prediction": prediction,
     "model_tags": model.tags,
     "in_webservices": "listed-mnist" in ws.webservices,
-    "aci_names": sorted(s.name for s in aci), "aks_names": sorted(s.name for s in aks),
+    "aci_names": sorted(s.name for s in aci),
+    "aks_names": sorted(s.name for s in aks),
     "listed_models": sorted({m.name for m in Model.list(ws, tags=[["area", "mnist"]])}),
-    "images": sorted(ws.images), "compute_targets": len(ws.compute_targets),
+    "images": sorted(ws.images),
+    "compute_targets": len(ws.compute_targets),
 }
 svc.delete()
 results["after_delete"] = "listed-mnist" in ws.webservices

@@ -1,3 +1,4 @@
+# ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
 # re-deploy under the same name with overwrite=True: the service rolls, no delete needed
 import json
 
@@ -28,7 +29,11 @@ service = Model.deploy(ws, "overwrite-mnist", [model], inference_config, config2
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]
 prediction = service.run(json.dumps({"data": samples}))
-results = {"prediction": prediction, "refused": refused, "memory": service.memory_gb,
-           "same_object": service._obj["metadata"]["uid"] == uid}
+results = {
+    "prediction": prediction,
+    "refused": refused,
+    "memory": service.memory_gb,
+    "same_object": service._obj["metadata"]["uid"] == uid,
+}
 service.delete()
 json.dump(results, open("results.json", "w"))

@@ -317,7 +317,9 @@ class LocalWebservice:
         self._stage(download=models is not None)
         self._start()
 
-    def delete(self, delete_cache: bool = True, delete_image: bool = False) -> None:
+    def delete(
+        self, delete_cache: bool = True, delete_image: bool = False, delete_volume: bool = True
+    ) -> None:
         self._stop()
         self.state = "Deleted"
         _RUNNING.pop(self.name, None)
