@@ -524,3 +524,53 @@ def test_compute_target_is_the_cluster(ws: Workspace) -> None:
         target.delete()
     with pytest.raises(ComputeTargetException, match="detached"):
         target.detach()
+
+
+# -- LocalWebservice (a real kaci-runtime subprocess on 127.0.0.1) --------------------------
+
+
+def test_local_webservice_run_reload_update_delete(ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "helper.py").write_text("def shout(x):\n    return str(x).upper()\n")
+    (src / "score.py").write_text(
+        "import json, os\nfrom helper import shout\n\ndef init():\n    pass\n\n"
+        "def run(raw):\n    return {'v': 1, 'x': shout(json.loads(raw)['x']), "
+        "'env': os.environ.get('GREETING')}\n"
+    )
+    env = Environment("local-env")
+    env.environment_variables = {"GREETING": "hi"}
+    cfg = InferenceConfig(entry_script="score.py", source_directory=str(src), environment=env)
+    svc = Model.deploy(ws, "local-svc", [], cfg, LocalWebservice.deploy_configuration())
+    try:
+        assert isinstance(svc, LocalWebservice)
+        assert svc.scoring_uri == f"http://localhost:{svc.port}/score"
+        assert svc.run({"x": "abc"}) == {"v": 1, "x": "ABC", "env": "hi"}
+        assert LocalWebservice(ws, "local-svc").port == svc.port
+        (src / "score.py").write_text((src / "score.py").read_text().replace("'v': 1", "'v': 2"))
+        svc.reload()
+        assert svc.run({"x": "a"})["v"] == 2
+        (tmp_path / "other.py").write_text(
+            "def init():\n    pass\n\ndef run(raw):\n    return 'other'\n"
+        )
+        svc.update(inference_config=InferenceConfig(entry_script=str(tmp_path / "other.py")))
+        assert svc.run("{}") == "other"
+        assert svc.get_logs()
+        with pytest.raises(WebserviceException, match="No parameters"):
+            svc.update()
+        with pytest.raises(WebserviceException, match="no auth"):
+            svc.get_token()
+    finally:
+        svc.delete()
+    assert svc.state == "Deleted"
+    with pytest.raises(WebserviceException, match="no local service"):
+        LocalWebservice(ws, "local-svc")
+
+
+def test_local_webservice_failing_init_says_why(ws: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "score.py").write_text(
+        "def init():\n    raise RuntimeError('no model here')\n\ndef run(raw):\n    return raw\n"
+    )
+    cfg = InferenceConfig(entry_script=str(tmp_path / "score.py"))
+    with pytest.raises(WebserviceException, match="no model here"):
+        Model.deploy(ws, "bad-local", [], cfg, LocalWebservice.deploy_configuration())

@@ -49,6 +49,15 @@ def failure_reason(obj: Obj) -> str:
     return str(status.get("error", {}).get("message") or status.get("state") or "unknown")
 
 
+def _config_spec(config: Any, workspace: Workspace) -> Obj:
+    """An InferenceConfig's build spec (it may upload a source_directory), or a
+    ContainerImage configuration's."""
+    spec_for = getattr(config, "_spec_for", None)
+    if spec_for is not None:
+        return dict(spec_for(workspace))
+    return dict(config._spec())
+
+
 class Image:
     """An image version; `Image(ws, name)` returns the current one."""
 
@@ -141,7 +150,7 @@ class Image:
         """Create (or rebuild) the Image; returns at once — wait with wait_for_creation()."""
         validate_image_name(name)
         body = _manifests.image_body(
-            name, [(m.name, m.version) for m in models], image_config._spec()
+            name, [(m.name, m.version) for m in models], _config_spec(image_config, workspace)
         )
         obj = workspace._kube.apply(PLURAL, body)
         from kaci.azureml.core.image.container import ContainerImage

@@ -112,8 +112,13 @@ class LocalWebservice:
         svc._proc = None
         svc._log = svc._root / "service.log"
         svc.state = "Transitioning"
-        svc._stage(download=True)
-        svc._start()
+        try:
+            svc._stage(download=True)
+            svc._start()
+        except BaseException:
+            svc._stop()
+            shutil.rmtree(svc._root, ignore_errors=True)
+            raise
         _RUNNING[name] = svc
         return svc
 

@@ -202,7 +202,7 @@ class Webservice:
             raise WebserviceException("model_paths: kaci needs at least one model file or folder")
         files = _files.merge([_files.collect(p) for p in model_paths])
         deploy = _deploy_config(deployment_config)
-        config_spec = image_config._spec()
+        config_spec = _config_spec(image_config, workspace)
         Webservice._refuse_existing(workspace, name, overwrite)
         uploaded = upload(workspace, files, f"{name}-files", {LABEL_WEBSERVICE: name})
         model_files = dict(uploaded.source)
@@ -235,7 +235,7 @@ class Webservice:
             name,
             deploy,
             models=[(m.name, m.version) for m in models],
-            image_config=image_config._spec(),
+            image_config=_config_spec(image_config, workspace),
         )
         obj = workspace._kube.apply(PLURAL, body)
         return Webservice(workspace, name, _obj=obj)
