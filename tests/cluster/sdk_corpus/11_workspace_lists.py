@@ -9,11 +9,11 @@ from kaci.azureml.core.webservice import AciWebservice, Webservice
 
 ws = Workspace.from_config()
 Model.register(
-    ws, model_path="sklearn_mnist_model.pkl", model_name="sklearn_mnist", tags={"area": "mnist"}
+    ws, model_path="sklearn_mnist_model.pkl", model_name="mnist_listed", tags={"area": "mnist"}
 )
 for name, m in ws.models.items():
     print("Name:", name, "\tVersion:", m.version, "\tDescription:", m.description, m.tags)
-model = ws.models["sklearn_mnist"]
+model = ws.models["mnist_listed"]
 
 env = Environment("mnist-env")
 env.python.conda_dependencies = CondaDependencies.create(
