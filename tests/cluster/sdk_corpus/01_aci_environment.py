@@ -27,7 +27,7 @@ env.register(workspace=ws)
 
 inference_config = InferenceConfig(entry_script="score.py", environment=env)
 aciconfig = AciWebservice.deploy_configuration(
-    cpu_cores=0.5,
+    cpu_cores=0.25,
     memory_gb=1,
     tags={"data": "MNIST", "method": "sklearn"},
     description="Predict MNIST",

@@ -38,7 +38,7 @@ env = Environment(name="two-models-env")
 env.python.conda_dependencies = myenv
 
 inference_config = InferenceConfig(entry_script="score_two.py", environment=env)
-deployment_config = AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1)
+deployment_config = AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1)
 service = Model.deploy(
     workspace=ws,
     name="two-models",

@@ -35,7 +35,7 @@ image = ContainerImage.create(
 )
 image.wait_for_creation(show_output=True)
 
-aciconfig = AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1)
+aciconfig = AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1)
 service = Webservice.deploy_from_image(
     deployment_config=aciconfig, image=image, name="aci-mnist-2018", workspace=ws
 )

@@ -28,7 +28,7 @@ service = Model.deploy(
     "curated-env",
     [model],
     inference_config,
-    AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+    AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]

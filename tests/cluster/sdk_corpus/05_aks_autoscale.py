@@ -35,7 +35,7 @@ aks_config = AksWebservice.deploy_configuration(
     autoscale_min_replicas=1,
     autoscale_max_replicas=3,
     autoscale_target_utilization=60,
-    cpu_cores=0.5,
+    cpu_cores=0.25,
     memory_gb=1,
 )
 aks_service = Model.deploy(

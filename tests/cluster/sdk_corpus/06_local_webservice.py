@@ -40,7 +40,7 @@ logs = local_service.get_logs()
 
 cloud = local_service.deploy_to_cloud(
     name="from-local",
-    deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+    deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1),
 )
 cloud.wait_for_deployment(show_output=True)
 in_cloud = cloud.run(json.dumps({"data": samples}))

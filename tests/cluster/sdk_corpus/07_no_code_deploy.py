@@ -23,7 +23,7 @@ service = Model.deploy(
     ws,
     "nocode-mnist",
     [model],
-    deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+    deployment_config=AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]

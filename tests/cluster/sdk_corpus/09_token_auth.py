@@ -18,7 +18,7 @@ env.python.conda_dependencies = CondaDependencies.create(
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     aks_config = AksWebservice.deploy_configuration(
-        num_replicas=1, cpu_cores=0.5, memory_gb=1, token_auth_enabled=True, auth_enabled=False
+        num_replicas=1, cpu_cores=0.25, memory_gb=1, token_auth_enabled=True, auth_enabled=False
     )
 service = Model.deploy(
     ws,

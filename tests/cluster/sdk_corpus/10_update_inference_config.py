@@ -18,7 +18,7 @@ service = Model.deploy(
     "update-mnist",
     [model],
     InferenceConfig(entry_script="score.py", environment=env),
-    AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+    AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]

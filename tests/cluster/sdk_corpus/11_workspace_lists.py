@@ -13,7 +13,8 @@ Model.register(
 )
 for name, m in ws.models.items():
     print("Name:", name, "\tVersion:", m.version, "\tDescription:", m.description, m.tags)
-model = ws.models["mnist_listed"]
+Model.register(ws, model_path="sklearn_mnist_model.pkl", model_name="sklearn_mnist")
+model = ws.models["sklearn_mnist"]  # what score.py loads
 
 env = Environment("mnist-env")
 env.python.conda_dependencies = CondaDependencies.create(
@@ -24,7 +25,7 @@ service = Model.deploy(
     "listed-mnist",
     [model],
     InferenceConfig(entry_script="score.py", environment=env),
-    AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1),
+    AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1),
 )
 service.wait_for_deployment(show_output=True)
 for name, s in ws.webservices.items():
@@ -36,7 +37,7 @@ samples = json.load(open("sample-request.json"))["data"]
 prediction = svc.run(json.dumps({"data": samples}))
 results = {
     "prediction": prediction,
-    "model_tags": model.tags,
+    "model_tags": ws.models["mnist_listed"].tags,
     "in_webservices": "listed-mnist" in ws.webservices,
     "aci_names": sorted(s.name for s in aci),
     "aks_names": sorted(s.name for s in aks),

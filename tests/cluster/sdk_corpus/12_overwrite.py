@@ -15,7 +15,7 @@ env.python.conda_dependencies = CondaDependencies.create(
     pip_packages=["azureml-defaults", "scikit-learn", "joblib", "numpy"]
 )
 inference_config = InferenceConfig(entry_script="score.py", environment=env)
-config = AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1)
+config = AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1)
 service = Model.deploy(ws, "overwrite-mnist", [model], inference_config, config)
 service.wait_for_deployment(show_output=True)
 uid = service._obj["metadata"]["uid"]
@@ -24,7 +24,7 @@ try:
     refused = None
 except WebserviceException as e:
     refused = str(e)
-config2 = AciWebservice.deploy_configuration(cpu_cores=0.5, memory_gb=1.5, description="second")
+config2 = AciWebservice.deploy_configuration(cpu_cores=0.25, memory_gb=1.5, description="second")
 service = Model.deploy(ws, "overwrite-mnist", [model], inference_config, config2, overwrite=True)
 service.wait_for_deployment(show_output=True)
 samples = json.load(open("sample-request.json"))["data"]
