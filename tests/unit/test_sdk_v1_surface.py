@@ -574,3 +574,11 @@ def test_local_webservice_failing_init_says_why(ws: Workspace, tmp_path: Path) -
     cfg = InferenceConfig(entry_script=str(tmp_path / "score.py"))
     with pytest.raises(WebserviceException, match="no model here"):
         Model.deploy(ws, "bad-local", [], cfg, LocalWebservice.deploy_configuration())
+
+
+def test_azure_base_images_become_the_operators_default() -> None:
+    env = Environment("old")
+    env.docker.base_image = "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04"
+    with pytest.warns(KaciCompatibilityWarning, match="Azure ML base image"):
+        spec = env._image_spec()
+    assert "baseImage" not in spec

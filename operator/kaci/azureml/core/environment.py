@@ -42,7 +42,9 @@ Obj = dict[str, Any]
 # internet); the GPU one is refused when deployed.
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:20230509.v1"
 DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.3-cudnn8-ubuntu20.04:20230509.v1"
-_AZURE_DEFAULT_IMAGES = re.compile(r"^mcr\.microsoft\.com/azureml/openmpi[^/]*ubuntu[^/]*$")
+# Azure's own base images (conda inside, built for Azure's builder): the operator's
+# default base image stands in for them.
+_AZURE_BASE_IMAGES = re.compile(r"^mcr\.microsoft\.com/azureml/")
 _DEFAULT_SHM_SIZE = "2g"
 EXAMPLE_ENV_VAR = {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"}
 CURATED_PREFIX = "AzureML-"
@@ -345,8 +347,15 @@ class Environment:
             raise UserErrorException(
                 f"docker.base_image {base}: a GPU image; kaci scoring images are CPU-only"
             )
-        if base and _AZURE_DEFAULT_IMAGES.match(base):
-            base = None  # Azure's default: the operator's default base image
+        if base and _AZURE_BASE_IMAGES.match(base):
+            if base != DEFAULT_CPU_IMAGE:
+                warnings.warn(
+                    f"docker.base_image {base}: an Azure ML base image; kaci builds on the "
+                    "operator's default base image instead (set your own to choose)",
+                    KaciCompatibilityWarning,
+                    stacklevel=4,
+                )
+            base = None
         if self.inferencing_stack_version not in (None, "latest"):
             warnings.warn(
                 f"inferencing_stack_version={self.inferencing_stack_version!r}: kaci's "
