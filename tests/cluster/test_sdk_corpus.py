@@ -58,6 +58,9 @@ class Corpus:
     def _run(self, script: str) -> tuple[int, str, float]:
         folder = self.work / Path(script).stem
         shutil.copytree(self.template, folder)
+        # The cluster is shared: other worktrees' tests apply their own (older) copies of
+        # the CRDs, whose schema prunes fields this branch added. Apply ours again.
+        apply_crds()
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, str(CORPUS / script)],
@@ -72,28 +75,48 @@ class Corpus:
     def run(self, script: str) -> dict[str, Any]:
         code, output, took = self.futures[script].result()
         print(f"{script}: {took:.0f} s")
-        assert code == 0, f"{script} failed:\n" + output[-5000:]
+        assert code == 0, f"{script} failed{crd_hint()}:\n" + output[-5000:]
         folder = self.work / Path(script).stem
         results: dict[str, Any] = json.loads((folder / "results.json").read_text())
         return results
 
 
+KUBECTL = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}"]
+
+
+def apply_crds() -> None:
+    """This tree's CRDs (idempotent server-side apply), established."""
+    subprocess.run(
+        [*KUBECTL, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [*KUBECTL, "wait", "--for=condition=Established", "crd/webservices.kaci.dev"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def crd_hint() -> str:
+    """Says so when the live CRDs are not this tree's (someone applied older ones)."""
+    live = subprocess.run(
+        [*KUBECTL, "get", "crd", "images.kaci.dev", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    if live and "sourceDirectory" not in live:
+        return " (the live CRDs lack this branch's fields: another tree applied older ones)"
+    return ""
+
+
 @pytest.fixture(scope="session")
 def crds(local_cluster: Path) -> None:
-    """The CRDs from crds/ (idempotent server-side apply), established."""
-    kubectl = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}"]
-    subprocess.run(
-        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "crd/webservices.kaci.dev"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    apply_crds()
 
 
 def selected_scripts(items: list[pytest.Item]) -> list[str]:
