@@ -33,7 +33,8 @@ def run(raw_data):
 myenv = CondaDependencies()
 myenv.add_pip_package("scikit-learn")
 myenv.add_pip_package("joblib")
-myenv.add_conda_package("numpy")
+myenv.add_pip_package("numpy")
+myenv.add_channel("conda-forge")
 env = Environment(name="two-models-env")
 env.python.conda_dependencies = myenv
 

@@ -18,6 +18,7 @@ model = (
 myenv = CondaDependencies()
 myenv.add_conda_package("scikit-learn")
 myenv.add_pip_package("joblib")
+myenv.add_pip_package("numpy")
 with open("myenv.yml", "w") as f:
     f.write(myenv.serialize_to_string())
 with open("myenv.yml", "r") as f:
