@@ -65,6 +65,12 @@ class FakeKube:
         self.objects[(plural, name)] = obj
         return obj
 
+    def patch(self, plural: str, name: str, patch: Obj) -> Obj:
+        obj = self.objects[(plural, name)]
+        annotations = patch.get("metadata", {}).get("annotations", {})
+        obj["metadata"].setdefault("annotations", {}).update(annotations)
+        return obj
+
     def create_or_replace_configmap(self, body: Obj) -> Obj:
         self.configmaps[body["metadata"]["name"]] = json.loads(json.dumps(body))
         return body
@@ -582,3 +588,19 @@ def test_azure_base_images_become_the_operators_default() -> None:
     with pytest.warns(KaciCompatibilityWarning, match="Azure ML base image"):
         spec = env._image_spec()
     assert "baseImage" not in spec
+
+
+def test_aks_update_scaling_goes_to_the_annotation(ws: Workspace, score: Path) -> None:
+    model = a_model(ws)
+    cfg = AksWebservice.deploy_configuration()
+    svc = Model.deploy(ws, "aks-scale", [model], InferenceConfig("score.py"), cfg)
+    assert isinstance(svc, AksWebservice)
+    svc.update(num_replicas=3)
+    assert (svc.autoscale_enabled, svc.num_replicas, svc.autoscale_max_replicas) == (False, 3, None)
+    with pytest.raises(WebserviceException, match="autoscale enabled and num_replicas"):
+        svc.update(autoscale_enabled=True, num_replicas=2)
+    svc.update(autoscale_enabled=True, autoscale_max_replicas=5)
+    assert (svc.autoscale_enabled, svc.num_replicas, svc.autoscale_max_replicas) == (True, None, 5)
+    assert svc.autoscale_min_replicas == 1  # Azure's default again
+    with pytest.raises(WebserviceException, match="No parameters"):
+        svc.update()

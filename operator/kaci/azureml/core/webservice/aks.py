@@ -343,6 +343,120 @@ class AksWebservice(Webservice):
         self.token_auth_enabled = bool(cfg.get("token_auth_enabled"))
         self.compute_type = "AKS"
 
+    def update(  # type: ignore[override]
+        self,
+        image: Any = None,
+        autoscale_enabled: bool | None = None,
+        autoscale_min_replicas: int | None = None,
+        autoscale_max_replicas: int | None = None,
+        autoscale_refresh_seconds: int | None = None,
+        autoscale_target_utilization: int | None = None,
+        collect_model_data: bool | None = None,
+        auth_enabled: bool | None = None,
+        cpu_cores: float | None = None,
+        memory_gb: float | None = None,
+        enable_app_insights: bool | None = None,
+        scoring_timeout_ms: int | None = None,
+        replica_max_concurrent_requests: int | None = None,
+        max_request_wait_time: int | None = None,
+        num_replicas: int | None = None,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        models: Any = None,
+        inference_config: Any = None,
+        gpu_cores: int | None = None,
+        period_seconds: int | None = None,
+        initial_delay_seconds: int | None = None,
+        timeout_seconds: int | None = None,
+        success_threshold: int | None = None,
+        failure_threshold: int | None = None,
+        namespace: str | None = None,
+        token_auth_enabled: bool | None = None,
+        cpu_cores_limit: float | None = None,
+        memory_gb_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Azure's AKS update: the scaling settings go into the annotation (#16), the rest
+        through Webservice.update (a rolling change)."""
+        changes = {
+            k: v
+            for k, v in {
+                "autoscale_enabled": autoscale_enabled,
+                "autoscale_min_replicas": autoscale_min_replicas,
+                "autoscale_max_replicas": autoscale_max_replicas,
+                "autoscale_refresh_seconds": autoscale_refresh_seconds,
+                "autoscale_target_utilization": autoscale_target_utilization,
+                "scoring_timeout_ms": scoring_timeout_ms,
+                "replica_max_concurrent_requests": replica_max_concurrent_requests,
+                "max_request_wait_time": max_request_wait_time,
+                "num_replicas": num_replicas,
+                "period_seconds": period_seconds,
+                "initial_delay_seconds": initial_delay_seconds,
+                "timeout_seconds": timeout_seconds,
+                "success_threshold": success_threshold,
+                "failure_threshold": failure_threshold,
+                "cpu_cores_limit": cpu_cores_limit,
+                "memory_gb_limit": memory_gb_limit,
+                "gpu_cores": gpu_cores,
+                "namespace": namespace,
+                "token_auth_enabled": token_auth_enabled,
+            }.items()
+            if v is not None
+        }
+        common = (image, auth_enabled, cpu_cores, memory_gb, tags, properties, description)
+        if not changes and all(v is None for v in (*common, models, inference_config)):
+            raise WebserviceException("No parameters provided to update.")
+        if changes:
+            raw = (self._obj.get("metadata", {}).get("annotations") or {}).get(
+                api.AKS_CONFIG_ANNOTATION
+            )
+            current: dict[str, Any] = json.loads(raw) if raw else {}
+            if num_replicas is not None and autoscale_enabled is None:
+                changes["autoscale_enabled"] = False
+            merged = {**current, **changes}
+            if merged.get("autoscale_enabled") is False:
+                # Switched to fixed replicas: the old autoscale settings no longer apply.
+                for key in [k for k in merged if k.startswith("autoscale_")]:
+                    if key not in changes and key != "autoscale_enabled":
+                        merged.pop(key)
+            elif "num_replicas" not in changes:
+                merged.pop("num_replicas", None)
+            # Azure's checks on the combined settings (same messages), defaults filled in.
+            kept = ("auth_enabled", "token_auth_enabled", "cpu_cores", "memory_gb")
+            checked = AksServiceDeploymentConfiguration(
+                **{k: v for k, v in merged.items() if k not in kept}
+            ).resolved()
+            for key in kept:
+                if key in current:
+                    checked[key] = current[key]
+            merged = checked
+            obj = self.workspace._kube.patch(
+                "webservices",
+                self.name,
+                {
+                    "metadata": {
+                        "annotations": {
+                            api.AKS_CONFIG_ANNOTATION: json.dumps(merged, sort_keys=True)
+                        }
+                    }
+                },
+            )
+            self._initialize(obj)
+        if any(v is not None for v in (*common, models, inference_config)):
+            super().update(
+                image=image,
+                tags=tags,
+                properties=properties,
+                description=description,
+                auth_enabled=auth_enabled,
+                enable_app_insights=enable_app_insights,
+                models=models,
+                inference_config=inference_config,
+                cpu_cores=cpu_cores,
+                memory_gb=memory_gb,
+            )
+
     def get_token(self) -> Any:
         raise WebserviceException(
             f"get_token: token auth is not served by kaci yet ({TOKEN_AUTH_ISSUE}); this service "
