@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -114,9 +115,41 @@ def crd_hint() -> str:
     return ""
 
 
+class CrdKeeper:
+    """Until this branch's CRDs are on main, other worktrees' tests on the shared cluster
+    apply older copies, whose schemas refuse the fields this branch added (a pass of the
+    operator then fails, and a deletion waits on its finalizer). While the corpus runs,
+    this thread puts ours back whenever the live Image CRD lacks them."""
+
+    def __init__(self, every_s: float = 3.0) -> None:
+        self.every_s = every_s
+        self.stop = threading.Event()
+        self.reapplied = 0
+        self.thread = threading.Thread(target=self._loop, name="crd-keeper", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every_s):
+            try:
+                if crd_hint():
+                    apply_crds()
+                    self.reapplied += 1
+            except (subprocess.SubprocessError, OSError):
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
 @pytest.fixture(scope="session")
-def crds(local_cluster: Path) -> None:
+def crds(local_cluster: Path) -> Iterator[None]:
     apply_crds()
+    keeper = CrdKeeper()
+    yield
+    keeper.close()
+    if keeper.reapplied:
+        print(f"CRDs re-applied {keeper.reapplied} times (another tree applied older ones)")
 
 
 def selected_scripts(items: list[pytest.Item]) -> list[str]:
