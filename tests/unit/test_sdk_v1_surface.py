@@ -44,6 +44,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], Obj] = {}
         self.configmaps: dict[str, Obj] = {}
+        self.deleted: list[tuple[str, str, str]] = []
 
     def get(self, plural: str, name: str) -> Obj | None:
         return self.objects.get((plural, name))
@@ -70,6 +71,15 @@ class FakeKube:
         annotations = patch.get("metadata", {}).get("annotations", {})
         obj["metadata"].setdefault("annotations", {}).update(annotations)
         return obj
+
+    def delete_and_wait(
+        self, plural: str, name: str, timeout_sec: float = 180.0, propagation: str = "Foreground"
+    ) -> bool:
+        self.deleted.append((plural, name, propagation))
+        return self.objects.pop((plural, name), None) is not None
+
+    def list_pods(self, label_selector: str) -> list[Obj]:
+        return []
 
     def create_or_replace_configmap(self, body: Obj) -> Obj:
         self.configmaps[body["metadata"]["name"]] = json.loads(json.dumps(body))
@@ -604,3 +614,12 @@ def test_aks_update_scaling_goes_to_the_annotation(ws: Workspace, score: Path) -
     assert svc.autoscale_min_replicas == 1  # Azure's default again
     with pytest.raises(WebserviceException, match="No parameters"):
         svc.update()
+
+
+def test_webservice_delete_is_background_then_waits_for_pods(ws: Workspace, score: Path) -> None:
+    # Foreground deletion can race the operator re-applying the Deployment; background
+    # deletion removes the Webservice at once and delete() then waits for its Pods.
+    svc = Model.deploy(ws, "to-delete", [], InferenceConfig("score.py"))
+    svc.delete()
+    assert kube(ws).deleted == [("webservices", "to-delete", "Background")]
+    svc.delete()  # already gone: fine, like Azure

@@ -591,10 +591,26 @@ class Webservice:
         wait_for(pods_state, verdict, timeout_sec, lambda o: None, f"new keys of {self.name}")  # type: ignore[arg-type]
 
     def delete(self) -> None:
-        """Delete the service and what it owns; fine if it is already gone."""
+        """Delete the service and what it owns; fine if it is already gone.
+
+        Background propagation, then a wait until its Pods are gone too (so their CPU
+        and memory are free when this returns, as Azure's delete was final). Not
+        foreground: while a foreground deletion waits on the children, a pass of the
+        operator may apply the Deployment again, and the deletion would never end.
+        """
+        from kaci.azureml._wait import wait_for
+
         kube = self.workspace._kube
-        if not kube.delete_and_wait(PLURAL, self.name, DELETE_TIMEOUT_S):
+        if not kube.delete_and_wait(PLURAL, self.name, DELETE_TIMEOUT_S, "Background"):
             print(f"No service with name {self.name} found to delete.")
+        selector = f"{LABEL_WEBSERVICE}={self.name}"
+        wait_for(
+            lambda: {"pods": kube.list_pods(selector)},
+            lambda o: "pending" if o["pods"] else "done",
+            DELETE_TIMEOUT_S,
+            lambda o: None,
+            f"the Pods of webservices/{self.name} to go",
+        )
         self.state = "Deleting"
 
     def serialize(self) -> Obj:
