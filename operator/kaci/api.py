@@ -44,12 +44,25 @@ MODEL_LABEL: Final = f"{GROUP}/model"
 # Which operator instance handles an object (Settings.operator_instance).
 INSTANCE_LABEL: Final = f"{GROUP}/operator"
 
+# A registered Environment version (a ConfigMap the SDK writes): its object-name key
+# and its version; the Azure name is in ENVIRONMENT_NAME_ANNOTATION.
+ENVIRONMENT_LABEL: Final = f"{GROUP}/environment"
+ENVIRONMENT_VERSION_LABEL: Final = f"{GROUP}/environment-version"
+ENVIRONMENT_NAME_ANNOTATION: Final = f"{GROUP}/environment-name"
+# The data key holding the Environment's definition (JSON) in that ConfigMap.
+ENVIRONMENT_KEY: Final = "environment.json"
+
 # Annotations. Pod-template ones roll the Pod when they change.
 KEYS_HASH_ANNOTATION: Final = f"{GROUP}/keys-hash"
 TEMPLATE_HASH_ANNOTATION: Final = f"{GROUP}/template-hash"
 # On every child the operator applies: a hash of what it applied, so a pass compares
 # its desired object with the observed one and skips an unchanged apply.
 DESIRED_HASH_ANNOTATION: Final = f"{GROUP}/desired-hash"
+# On a Webservice the SDK deployed: Azure's compute type (ACI or AKS), and an AKS
+# deployment configuration's settings the Webservice spec has no field for yet (JSON;
+# replicas, autoscale, probes, timeouts: the operator side is issue #16).
+COMPUTE_TYPE_ANNOTATION: Final = f"{GROUP}/compute-type"
+AKS_CONFIG_ANNOTATION: Final = f"{GROUP}/aks-deployment-config"
 
 # Condition types.
 READY: Final = "Ready"

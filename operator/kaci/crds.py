@@ -148,8 +148,8 @@ def _text_source(description: str, what: str) -> Schema:
 def _model_refs(description: str) -> Schema:
     return {
         "type": "array",
-        "description": description,
-        "minItems": 1,
+        "description": description + " May be empty (a score.py that needs no model).",
+        "minItems": 0,
         "maxItems": 32,
         "items": {
             "type": "object",
@@ -205,6 +205,44 @@ def image_config_properties() -> dict[str, Schema]:
             maxLength=65536,
         ),
         "baseImage": _str("Base image; the operator's default when omitted.", maxLength=512),
+        "sourceDirectory": {
+            "type": "object",
+            "description": "Azure's source_directory: a code folder put at the app root "
+            "(/var/azureml-app), so score.py imports its sibling modules. Held, like large "
+            "model files, as an OCI image in the registry.",
+            "required": ["image"],
+            "properties": {
+                "image": {
+                    "type": "object",
+                    "required": ["reference"],
+                    "properties": {
+                        "reference": _str(
+                            "Image reference (pullable by the build engine).",
+                            maxLength=512,
+                            minLength=1,
+                        ),
+                        "path": _str(
+                            "Folder inside the image holding the code (default /).",
+                            maxLength=1024,
+                        ),
+                    },
+                }
+            },
+        },
+        "environmentVariables": {
+            **_map(
+                "Environment variables of the scoring container (Azure's "
+                "Environment.environment_variables)."
+            ),
+            "maxProperties": 256,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",
+                    "message": "environment variable names are letters, digits and "
+                    "underscores, not starting with a digit",
+                }
+            ],
+        },
         "description": _str("Free text.", maxLength=4096),
         "tags": _map("Free key/value tags."),
     }

@@ -162,8 +162,8 @@ class Kube:
             )
             return obj
 
-    def delete(self, plural: str, name: str) -> bool:
-        """Delete with foreground propagation; False when it was already gone."""
+    def delete(self, plural: str, name: str, propagation: str = "Foreground") -> bool:
+        """Delete (foreground propagation by default); False when it was already gone."""
         try:
             with api_errors(f"delete {plural}/{name}"):
                 self.custom.delete_namespaced_custom_object(
@@ -172,17 +172,23 @@ class Kube:
                     self.namespace,
                     plural,
                     name,
-                    body=kclient.V1DeleteOptions(propagation_policy="Foreground"),
+                    body=kclient.V1DeleteOptions(propagation_policy=propagation),
                 )
         except ResourceNotFoundException:
             return False
         return True
 
-    def delete_and_wait(self, plural: str, name: str, timeout_sec: float = 180.0) -> bool:
+    def delete_and_wait(
+        self,
+        plural: str,
+        name: str,
+        timeout_sec: float = 180.0,
+        propagation: str = "Foreground",
+    ) -> bool:
         """Delete, then wait until the object is gone (finalizers run first)."""
         from kaci.azureml._wait import wait_for
 
-        existed = self.delete(plural, name)
+        existed = self.delete(plural, name, propagation)
         if existed:
             wait_for(
                 lambda: {"gone": self.get(plural, name) is None},

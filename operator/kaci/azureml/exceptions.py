@@ -55,3 +55,7 @@ class FailedStateException(WebserviceException):
 
 class KaciCompatibilityWarning(UserWarning):
     """An Azure parameter that has no effect on Kubernetes was given."""
+
+
+class ComputeTargetException(AzureMLException):
+    """Azure's ComputeTargetException: a compute target that does not exist or cannot be made."""

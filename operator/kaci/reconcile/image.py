@@ -100,6 +100,14 @@ def resolve_models(seen: ImageSeen) -> list[render.ModelLayer]:
     return out
 
 
+def source_dir_of(spec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """spec.sourceDirectory (an OCI image holding the code folder) as (reference, folder)."""
+    image = (spec.get("sourceDirectory") or {}).get("image")
+    if not image:
+        return None
+    return str(image["reference"]), str(image.get("path") or "/")
+
+
 def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
     namespace, _, _ = meta(seen.body)
     spec = seen.body["spec"]
@@ -126,6 +134,8 @@ def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
         models=resolve_models(seen),
         runtime_files=runtime_files(),
         docker_steps=str(spec.get("dockerSteps") or ""),
+        source_dir=source_dir_of(spec),
+        env={str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()},
         pip=render.PipOptions(
             settings.pip_index_url, settings.pip_find_links, settings.pip_no_index
         ),

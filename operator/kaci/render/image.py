@@ -105,6 +105,10 @@ class ScoringImageInputs:
     runtime_files: Mapping[str, bytes]  # relative path under kaci_runtime/ -> bytes
     docker_steps: str = ""
     pip: PipOptions = field(default_factory=PipOptions)
+    # Azure's source_directory: an OCI image holding the code folder (reference, folder).
+    source_dir: tuple[str, str] | None = None
+    # Azure's Environment.environment_variables: set in the scoring container.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def model_dir_env(models: list[ModelLayer]) -> str:
@@ -113,6 +117,13 @@ def model_dir_env(models: list[ModelLayer]) -> str:
         m = models[0]
         return f"{MODELS_DIR}/{m.name}/{m.version}"
     return MODELS_DIR
+
+
+def env_value(value: str) -> str:
+    """A Dockerfile ENV value taken literally: double-quoted, with `\\`, `"` and `$`
+    escaped (Dockerfile would expand `$NAME`), newlines kept as the two characters."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def _json(args: list[str]) -> str:
@@ -139,6 +150,9 @@ def scoring_dockerfile(inp: ScoringImageInputs) -> str:
     ]
     for m in inp.models:
         lines.append(f"COPY --from={m.location} / {MODELS_DIR}/{m.name}/{m.version}/")
+    if inp.env:
+        # Before kaci's own ENV line, so a user's value never replaces AZUREML_MODEL_DIR.
+        lines += [f"ENV {k}={env_value(v)}" for k, v in sorted(inp.env.items())]
     lines += [
         f"ENV AZUREML_MODEL_DIR={model_dir_env(inp.models)} "
         f"AZUREML_ENTRY_SCRIPT={APP_DIR}/score.py "
@@ -147,6 +161,13 @@ def scoring_dockerfile(inp: ScoringImageInputs) -> str:
         "USER 1000:1000",
         f"EXPOSE {PORT}",
         "CMD " + _json(["python", "-m", "kaci_runtime", "--port", str(PORT)]),
+    ]
+    if inp.source_dir is not None:
+        # The code folder at the app root, so score.py imports its siblings (Azure's
+        # source_directory); score.py itself is copied over it below.
+        ref, folder = inp.source_dir
+        lines.append(f"COPY --from={ref} {folder.rstrip('/') or ''}/ {APP_DIR}/")
+    lines += [
         # Last, so a score.py change rebuilds this one step only (COPY ignores USER:
         # the file stays root's, readable by all).
         f"COPY score.py {APP_DIR}/score.py",

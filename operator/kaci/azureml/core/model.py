@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kaci import api
 from kaci.azureml import _files, _manifests
@@ -26,6 +26,7 @@ from kaci.azureml._names import (
 from kaci.azureml._registry import RegistryClient
 from kaci.azureml._upload import upload
 from kaci.azureml._wait import wait_for
+from kaci.azureml.core._inference import InferenceConfig
 from kaci.azureml.exceptions import (
     FailedStateException,
     KaciCompatibilityWarning,
@@ -42,6 +43,7 @@ Obj = dict[str, Any]
 AnyList = list[Any]
 StrList = list[str]
 PLURAL = api.MODELS
+__all__ = ["InferenceConfig", "Model"]
 MODELS_DIR = "azureml-models"
 # Seconds Model.register waits for the operator to take in the new version.
 REGISTER_TIMEOUT_S = 600.0
@@ -109,6 +111,21 @@ def _model_verdict(obj: Obj) -> str:
 
 class Model:
     """A registered model version (Azure's azureml.core.model.Model)."""
+
+    class Framework:
+        """Azure's framework constants (for register, list and no-code deploys)."""
+
+        CUSTOM = "Custom"
+        TENSORFLOW = "TensorFlow"
+        SCIKITLEARN = "ScikitLearn"
+        ONNX = "Onnx"
+        TFKERAS = "TfKeras"
+        PYTORCH = "PyTorch"
+        MULTI = "Multi"
+
+    # Frameworks kaci has a built-in scorer for (Azure's list also has ONNX,
+    # TensorFlow and Multi; see kaci.azureml.core._inference.no_code_spec).
+    _SUPPORTED_FRAMEWORKS_FOR_NO_CODE_DEPLOY: ClassVar[tuple[str, ...]] = (Framework.SCIKITLEARN,)
 
     def __init__(
         self,
@@ -439,6 +456,78 @@ class Model:
                 f"images: {', '.join(users)}. Delete those images first."
             )
         self.workspace._kube.delete_and_wait(PLURAL, self._object_name)
+
+    # -- deployment (Azure's 2019+ entry points) ---------------------------------------
+
+    @staticmethod
+    def deploy(
+        workspace: Workspace,
+        name: str,
+        models: AnyList,
+        inference_config: Any = None,
+        deployment_config: Any = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+        show_output: bool = False,
+    ) -> Any:
+        """Deploy zero or more registered models (see core.webservice._deploy for the dispatch)."""
+        from kaci.azureml.core.webservice._deploy import deploy
+
+        return deploy(
+            workspace,
+            name,
+            models,
+            inference_config,
+            deployment_config,
+            deployment_target,
+            overwrite,
+            show_output,
+        )
+
+    @staticmethod
+    def package(
+        workspace: Workspace,
+        models: AnyList,
+        inference_config: Any = None,
+        generate_dockerfile: bool = False,
+        image_name: str | None = None,
+        image_label: str | None = None,
+    ) -> Any:
+        """Build the scoring image without deploying it: an Image (wait_for_creation, location)."""
+        import hashlib
+        import json
+
+        from kaci.azureml._names import validate_image_name
+        from kaci.azureml.core.image.container import ContainerImage
+        from kaci.azureml.core.webservice._deploy import build_spec
+
+        if generate_dockerfile:
+            raise WebserviceException(
+                "Model.package(generate_dockerfile=True): the operator renders and builds the "
+                "context itself; package without it and pull the image from image.location"
+            )
+        if image_label is not None:
+            warnings.warn(
+                "Model.package: image_label is not used (kaci tags images by content hash "
+                "and version)",
+                KaciCompatibilityWarning,
+                stacklevel=2,
+            )
+        spec = build_spec(workspace, list(models), inference_config)
+        if image_name is None:
+            digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+            image_name = f"package-{digest[:10]}"
+        validate_image_name(image_name)
+        body = _manifests.image_body(image_name, [(m.name, m.version) for m in models], spec)
+        obj = workspace._kube.apply(api.IMAGES, body)
+        return ContainerImage(workspace, _obj=obj)
+
+    @staticmethod
+    def profile(*args: Any, **kwargs: Any) -> Any:
+        raise WebserviceException(
+            "Model.profile is not offered by kaci (Azure retired it too): size the service "
+            "with cpu_cores/memory_gb and measure it (the repository's bench/ shows how)"
+        )
 
     def serialize(self) -> Obj:
         return {

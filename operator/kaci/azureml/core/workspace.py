@@ -50,6 +50,8 @@ KACI_KEYS = frozenset(
 )
 # The label an operator started with KACI_OPERATOR_INSTANCE=<x> selects its objects by.
 OPERATOR_LABEL = api.INSTANCE_LABEL
+# What ws.location reads (Azure's region has no Kubernetes meaning).
+LOCATION = "kubernetes"
 AZURE_ONLY_KEYS = frozenset({"subscription_id", "resource_group", "Scope", "location"})
 
 
@@ -256,6 +258,73 @@ class Workspace:
     def name(self) -> str:
         """Azure's workspace name: the namespace."""
         return self.namespace
+
+    # -- Azure attributes with no Kubernetes meaning: documented stand-ins -------------
+
+    @property
+    def subscription_id(self) -> str:
+        """Azure's subscription: here the kubeconfig context (the cluster and its user)."""
+        return self.context
+
+    @property
+    def resource_group(self) -> str:
+        """Azure's resource group: here the namespace (what holds the objects)."""
+        return self.namespace
+
+    @property
+    def location(self) -> str:
+        """Azure's region: here always "kubernetes" (the cluster is wherever it runs)."""
+        return LOCATION
+
+    @property
+    def sku(self) -> str:
+        return "kaci"
+
+    def get_details(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id": f"/kaci/contexts/{self.context}/namespaces/{self.namespace}",
+            "location": self.location,
+            "resourceGroup": self.resource_group,
+            "subscriptionId": self.subscription_id,
+            "namespace": self.namespace,
+            "context": self.context,
+            "registry": self.registry,
+        }
+
+    # -- what the workspace holds (Azure's dict properties) ---------------------------
+
+    @property
+    def models(self) -> dict[str, Any]:
+        """Model name -> its latest version."""
+        from kaci.azureml.core.model import Model
+
+        return {m.name: m for m in Model.list(self, latest=True)}
+
+    @property
+    def webservices(self) -> dict[str, Any]:
+        from kaci.azureml.core.webservice import Webservice
+
+        return {w.name: w for w in Webservice.list(self)}
+
+    @property
+    def images(self) -> dict[str, Any]:
+        from kaci.azureml.core.image import Image
+
+        return {i.name: i for i in Image.list(self)}
+
+    @property
+    def environments(self) -> dict[str, Any]:
+        from kaci.azureml.core.environment import Environment
+
+        return Environment.list(self)
+
+    @property
+    def compute_targets(self) -> dict[str, Any]:
+        """The one compute target: the cluster, named after the kubeconfig context."""
+        from kaci.azureml.core.compute import AksCompute
+
+        return {self.context: AksCompute(self, self.context)}
 
     @cached_property
     def _kube(self) -> Kube:

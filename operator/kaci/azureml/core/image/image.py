@@ -49,6 +49,15 @@ def failure_reason(obj: Obj) -> str:
     return str(status.get("error", {}).get("message") or status.get("state") or "unknown")
 
 
+def _config_spec(config: Any, workspace: Workspace) -> Obj:
+    """An InferenceConfig's build spec (it may upload a source_directory), or a
+    ContainerImage configuration's."""
+    spec_for = getattr(config, "_spec_for", None)
+    if spec_for is not None:
+        return dict(spec_for(workspace))
+    return dict(config._spec())
+
+
 class Image:
     """An image version; `Image(ws, name)` returns the current one."""
 
@@ -98,6 +107,8 @@ class Image:
         self.id = f"{self.name}:{self.version}" if self.version else self.name
         self.creation_state: str = status.get("state") or "NotStarted"
         self.image_location: str | None = status.get("imageLocation")
+        # Model.package's result reads `location` (Azure's ModelPackage).
+        self.location: str | None = self.image_location
         self.image_build_log: str = status.get("buildLog") or ""
         # Azure gave a blob URL; here the log is in the object (image_build_log).
         self.image_build_log_uri: str | None = None
@@ -139,7 +150,7 @@ class Image:
         """Create (or rebuild) the Image; returns at once — wait with wait_for_creation()."""
         validate_image_name(name)
         body = _manifests.image_body(
-            name, [(m.name, m.version) for m in models], image_config._spec()
+            name, [(m.name, m.version) for m in models], _config_spec(image_config, workspace)
         )
         obj = workspace._kube.apply(PLURAL, body)
         from kaci.azureml.core.image.container import ContainerImage
@@ -255,6 +266,21 @@ class Image:
             "description": self.description,
             "createdTime": self.created_time.isoformat() if self.created_time else None,
         }
+
+    def pull(self) -> None:
+        raise WebserviceException(
+            f"pull: kaci's SDK needs no Docker engine; pull it yourself: docker pull "
+            f"{self.image_location or '<not built yet>'}"
+        )
+
+    def save(self, output_directory: str) -> None:
+        raise WebserviceException(
+            "save: Model.package(generate_dockerfile=True) is not offered (the operator "
+            "renders the build context); the built image is at image.location"
+        )
+
+    def get_logs(self, decode: bool = True, offset: int = 0) -> str:
+        return self.image_build_log[offset:]
 
     @staticmethod
     def image_configuration() -> Any:

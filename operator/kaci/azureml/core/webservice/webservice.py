@@ -77,7 +77,10 @@ def describe_conditions(obj: Obj) -> str:
 
 
 def _check_target(deployment_target: Any) -> None:
-    if deployment_target is not None:
+    from kaci.azureml.core.compute import ComputeTarget
+
+    # The cluster itself (ComputeTarget / AksCompute handles) is the one target.
+    if deployment_target is not None and not isinstance(deployment_target, ComputeTarget):
         raise WebserviceException(
             "deployment_target: kaci deploys into the workspace's namespace (like ACI, which had "
             "no compute target); leave it None"
@@ -113,6 +116,7 @@ class Webservice:
                     f"{workspace.namespace}"
                 )
         self._primary_key: str | None = None
+        _specialize(self, obj)
         self._initialize(obj)
 
     def _initialize(self, obj: Obj) -> None:
@@ -198,7 +202,7 @@ class Webservice:
             raise WebserviceException("model_paths: kaci needs at least one model file or folder")
         files = _files.merge([_files.collect(p) for p in model_paths])
         deploy = _deploy_config(deployment_config)
-        config_spec = image_config._spec()
+        config_spec = _config_spec(image_config, workspace)
         Webservice._refuse_existing(workspace, name, overwrite)
         uploaded = upload(workspace, files, f"{name}-files", {LABEL_WEBSERVICE: name})
         model_files = dict(uploaded.source)
@@ -231,7 +235,7 @@ class Webservice:
             name,
             deploy,
             models=[(m.name, m.version) for m in models],
-            image_config=image_config._spec(),
+            image_config=_config_spec(image_config, workspace),
         )
         obj = workspace._kube.apply(PLURAL, body)
         return Webservice(workspace, name, _obj=obj)
@@ -350,11 +354,13 @@ class Webservice:
         from kaci.azureml.core.model import _tag_match
         from kaci.azureml.core.webservice.aci import AciWebservice
 
-        if compute_type not in (None, "ACI"):
+        if compute_type not in (None, "ACI", "AKS"):
             return []
         out: list[Webservice] = []
         for obj in workspace._kube.list_objects(PLURAL):
             svc = AciWebservice(workspace, obj["metadata"]["name"], _obj=obj)
+            if compute_type is not None and svc.compute_type != compute_type:
+                continue
             if image_name is not None and (svc.image_id or "").split(":")[0] != image_name:
                 continue
             if image_id is not None and svc.image_id != image_id:
@@ -477,12 +483,20 @@ class Webservice:
                 spec["models"] = _manifests.model_refs([(m.name, m.version) for m in models])
             if inference_config is not None:
                 spec.pop("image", None)
-                spec["imageConfig"] = inference_config._spec()
+                spec["imageConfig"] = _config_spec(inference_config, self.workspace)
             if "image" not in spec and "imageConfig" not in spec:
                 raise WebserviceException(
                     "update: this service was deployed from an image; give inference_config too"
                 )
-        body = {"metadata": {"name": self.name}, "spec": spec}
+        meta = obj.get("metadata", {})
+        body = {
+            "metadata": {
+                "name": self.name,
+                "labels": dict(meta.get("labels") or {}),
+                "annotations": dict(meta.get("annotations") or {}),
+            },
+            "spec": spec,
+        }
         new = self.workspace._kube.replace_spec(PLURAL, obj, body)
         self._primary_key = None
         self._initialize(new)
@@ -577,10 +591,26 @@ class Webservice:
         wait_for(pods_state, verdict, timeout_sec, lambda o: None, f"new keys of {self.name}")  # type: ignore[arg-type]
 
     def delete(self) -> None:
-        """Delete the service and what it owns; fine if it is already gone."""
+        """Delete the service and what it owns; fine if it is already gone.
+
+        Background propagation, then a wait until its Pods are gone too (so their CPU
+        and memory are free when this returns, as Azure's delete was final). Not
+        foreground: while a foreground deletion waits on the children, a pass of the
+        operator may apply the Deployment again, and the deletion would never end.
+        """
+        from kaci.azureml._wait import wait_for
+
         kube = self.workspace._kube
-        if not kube.delete_and_wait(PLURAL, self.name, DELETE_TIMEOUT_S):
+        if not kube.delete_and_wait(PLURAL, self.name, DELETE_TIMEOUT_S, "Background"):
             print(f"No service with name {self.name} found to delete.")
+        selector = f"{LABEL_WEBSERVICE}={self.name}"
+        wait_for(
+            lambda: {"pods": kube.list_pods(selector)},
+            lambda o: "pending" if o["pods"] else "done",
+            DELETE_TIMEOUT_S,
+            lambda o: None,
+            f"the Pods of webservices/{self.name} to go",
+        )
         self.state = "Deleting"
 
     def serialize(self) -> Obj:
@@ -619,6 +649,25 @@ class Webservice:
             return json.loads(body)
         except ValueError:
             return body.decode(errors="replace")
+
+
+def _specialize(svc: Webservice, obj: Obj) -> None:
+    """Webservice(ws, name) is an AksWebservice when it was deployed with an AKS config."""
+    from kaci.azureml.core.webservice.aci import AciWebservice
+    from kaci.azureml.core.webservice.aks import AksWebservice
+
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    if type(svc) is AciWebservice and annotations.get(api.COMPUTE_TYPE_ANNOTATION) == "AKS":
+        svc.__class__ = AksWebservice  # type: ignore[assignment]
+
+
+def _config_spec(config: Any, workspace: Workspace) -> Obj:
+    """The build spec of an InferenceConfig (which may upload a source_directory) or of a
+    ContainerImage configuration."""
+    spec_for = getattr(config, "_spec_for", None)
+    if spec_for is not None:
+        return dict(spec_for(workspace))
+    return dict(config._spec())
 
 
 def _to_bytes(input_data: Any) -> bytes:
