@@ -464,3 +464,26 @@ def test_queue_runs_a_key_once_at_a_time_and_again_after_a_change() -> None:
         assert passes == ["x", "x"]  # once more after the change, not twice
 
     asyncio.run(main())
+
+
+def test_an_object_being_deleted_is_left_to_the_garbage_collector() -> None:
+    """A foreground deletion waits for the Deployment to go: a pass must not apply it
+    again (it would wait for ever)."""
+
+    async def scenario(sim: Sim) -> None:
+        ws = {
+            "apiVersion": api.API_VERSION,
+            "kind": api.WEBSERVICE,
+            "metadata": {
+                "name": "w",
+                "namespace": NS,
+                "uid": "uid-w",
+                "deletionTimestamp": "2026-12-01T00:00:00Z",
+            },
+            "spec": {"image": {"name": "img"}, "deploymentConfig": {"cpuCores": 1, "memoryGb": 1}},
+        }
+        sim.fake.indexes["webservice_objects"][(NS, "w")] = [ws]
+        assert await sim.runner.run((api.WEBSERVICE, NS, "w")) is Outcome.DONE
+        assert sim.fake.status_writes == 0  # nothing applied (SimEdges.apply would raise)
+
+    run_sim(scenario)

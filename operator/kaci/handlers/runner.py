@@ -112,6 +112,10 @@ class Runner:
             self.queue.clear()
             return Outcome.DONE
         seen = self.seen(key)
+        if seen is not None and being_deleted(seen):
+            # Its children go with it (owner references); applying them again would
+            # hold up a foreground deletion for ever.
+            return Outcome.DONE
         if seen is None:
             self.queue.forget(key)
             self.looked_at.discard(key)
@@ -138,6 +142,11 @@ class Runner:
         for kind, index in OBJECTS.items():
             for namespace, name in self.store.keys(index):
                 yield (kind, namespace, name)
+
+
+def being_deleted(seen: Any) -> bool:
+    body = seen if isinstance(seen, dict) else seen.body
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
 
 
 _runner: Runner | None = None
