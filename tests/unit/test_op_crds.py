@@ -1,4 +1,4 @@
-"""The committed CRDs are what operator/kaci/crds.py renders, and keep the API contract."""
+"""The committed CRDs are what operator/kaci/crds/ renders, and keep the API contract."""
 
 from __future__ import annotations
 

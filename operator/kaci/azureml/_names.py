@@ -10,7 +10,7 @@ from kaci.azureml.exceptions import UserErrorException
 
 GROUP, VERSION, API_VERSION = api.GROUP, api.VERSION, api.API_VERSION
 
-# Same rules as the CRDs (operator/kaci/crds.py), checked here too so a bad name
+# Same rules as the CRDs (operator/kaci/crds/), checked here too so a bad name
 # fails before anything is uploaded.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,30}[a-z0-9]$")
