@@ -191,11 +191,11 @@ class NamespaceMaker(Protocol):
     def __call__(self, name: str, labels: dict[str, str] | None = None) -> str: ...
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_namespace(local_cluster: Path) -> Iterator[NamespaceMaker]:
     """`make_namespace(name)`: create a namespace of the caller's own, ready for Pods
-    (see create_namespace); every one made is deleted at the end of the session, if
-    its maker has not deleted it before (`kubectl delete namespace`)."""
+    (see create_namespace); every one made is deleted (with its Pods) when the module's
+    tests are done, if its maker has not deleted it before."""
     made: list[str] = []
 
     def make(name: str, labels: dict[str, str] | None = None) -> str:
