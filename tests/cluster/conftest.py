@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 import docker
 import pytest
+from kaci.azureml.core import Workspace
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from support.kaci_operator import run_operator  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -225,3 +227,74 @@ def apply(kubectl: Kubectl, namespace: str) -> Callable[[dict[str, Any]], str]:
         return kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
 
     return _apply
+
+
+# --- the CRDs and an SDK workspace (used across the tier) ------------------------
+
+
+@pytest.fixture(scope="session")
+def crds(local_cluster: Path) -> None:
+    """The CRDs from crds/ (idempotent server-side apply)."""
+    subprocess.run(
+        [
+            "kubectl",
+            f"--kubeconfig={KUBECONFIG}",
+            f"--context={CONTEXT}",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            "kubectl",
+            f"--kubeconfig={KUBECONFIG}",
+            f"--context={CONTEXT}",
+            "wait",
+            "--for=condition=Established",
+            "crd/models.kaci.dev",
+            "crd/images.kaci.dev",
+            "crd/webservices.kaci.dev",
+            "--timeout=60s",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def sdk_workspace(crds: None, namespace: str) -> Iterator[Workspace]:
+    """A Workspace on a fresh namespace, with an operator instance of its own running."""
+    with run_operator(f"sdk-{secrets.token_hex(4)}") as op:
+        ws = Workspace(
+            context=CONTEXT, namespace=namespace, kubeconfig=str(KUBECONFIG), operator=op.instance
+        )
+        try:
+            yield ws
+        finally:
+            # Delete what the test left while the operator still runs (kopf finalizers).
+            for kind in ("webservices", "images", "models"):
+                subprocess.run(
+                    [
+                        "kubectl",
+                        f"--kubeconfig={KUBECONFIG}",
+                        f"--context={CONTEXT}",
+                        "-n",
+                        namespace,
+                        "delete",
+                        f"{kind}.kaci.dev",
+                        "--all",
+                        "--timeout=120s",
+                    ],
+                    capture_output=True,
+                    timeout=180,
+                    check=False,
+                )
+            # Shown by pytest when the test failed.
+            print("operator log (tail):\n" + op.log_tail())

@@ -24,18 +24,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_chart_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.chart import (  # type: ignore[import-not-found,unused-ignore]
     ChartRelease,
     Kubectl,
     build_operator_image,
     demo_args,
     deploy_tiny,
 )
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     own_daemon_pid,
     start_docker_and_registry,
 )
-from test_op_support import wait_until  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import wait_until  # type: ignore[import-not-found,unused-ignore]
 
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / ".cluster"
 

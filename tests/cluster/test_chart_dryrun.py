@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
@@ -56,7 +55,7 @@ def test_render_is_accepted_by_the_api_server(
     namespace: str,
     watched_namespaces: tuple[str, ...],
     kubectl: Kubectl,
-    crds: None,  # noqa: F811 (fixture: the peering kinds must exist for their objects)
+    crds: None,
 ) -> None:
     extra = ["-f", str(values), *_watch_args(values, watched_namespaces)] if values else []
     proc = helm("template", "kaci", str(CHART), "--include-crds", "--namespace", namespace, *extra)

@@ -34,7 +34,7 @@ from typing import Any
 import joblib
 import pytest
 import yaml
-from test_op_support import INSTANCE_LABEL, wait_until  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import INSTANCE_LABEL, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kaci"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_chart_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.chart import (  # type: ignore[import-not-found,unused-ignore]
     CHART,
     ROOT,
     ChartRelease,

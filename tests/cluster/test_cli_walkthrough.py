@@ -15,11 +15,7 @@ import joblib
 import numpy as np
 import yaml
 from kaci.azureml.core import Workspace
-from test_sdk_walkthrough import (  # type: ignore[import-not-found]  # noqa: F401
-    crds,
-    mnist_workdir,
-    sdk_workspace,
-)
+from support.sdk import mnist_workdir  # type: ignore[import-not-found,unused-ignore]
 
 
 def kaci(work: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
@@ -40,7 +36,7 @@ def ok(work: Path, *args: str) -> str:
 
 
 def test_article_walkthrough_with_the_cli(
-    sdk_workspace: Workspace,  # noqa: F811
+    sdk_workspace: Workspace,
     tmp_path: Path,
 ) -> None:
     work = tmp_path / "work"

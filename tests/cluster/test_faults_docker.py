@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import docker.errors
 from kubernetes import client as k8s_client
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     StateRecorder,
     image,
     own_daemon_pid,
@@ -30,8 +30,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     start_docker_and_registry,
     webservice,
 )
-from test_op_support import first_score, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.kaci_operator import first_score, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -51,7 +50,7 @@ def test_docker_engine_restarted_during_a_build(
     namespace: str,
     kube: k8s_client.ApiClient,
     docker_client: docker.DockerClient,
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
 ) -> None:
     marker = secrets.token_hex(4)
     img = image("slow", ["factor"], marker)

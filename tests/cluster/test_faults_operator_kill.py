@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pytest
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     factor_configmap,
     image,
     model,
@@ -27,8 +27,7 @@ from test_faults_support import (  # type: ignore[import-not-found,unused-ignore
     wait_ready_or_explain,
     webservice,
 )
-from test_op_support import INSTANCE_LABEL, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.kaci_operator import INSTANCE_LABEL, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 SEED = 20261125
 KILLS_WHILE_DEPLOYING = 6  # per option: 18 over the three
@@ -97,7 +96,7 @@ def test_operator_sigkilled_while_deploying_converges(
     option: str,
     kubectl: Any,
     namespace: str,
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
 ) -> None:
     rng = random.Random(f"{SEED}-{option}")
     instance = f"kill-{secrets.token_hex(3)}"

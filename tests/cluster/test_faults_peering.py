@@ -30,14 +30,13 @@ from typing import Any
 
 import pytest
 import yaml
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     factor_configmap,
     model,
     wait_ready_or_explain,
     webservice,
 )
-from test_op_support import INSTANCE_LABEL, Operator, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.kaci_operator import INSTANCE_LABEL, Operator, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kaci"
@@ -128,7 +127,7 @@ def resumed_at(op: Operator) -> float | None:
 
 
 @pytest.fixture
-def peering(kubectl: Kubectl, crds: None) -> Iterator[str]:  # noqa: F811 (fixture)
+def peering(kubectl: Kubectl, crds: None) -> Iterator[str]:
     """A fresh ClusterKopfPeering: the operators' peering neighbourhood, theirs alone."""
     kubectl(
         "wait",
@@ -330,7 +329,7 @@ def test_two_peered_operators_only_one_acts_and_the_other_takes_over(
 def test_missing_peering_object_is_reported_and_waited_for(
     kubectl: Kubectl,
     namespace: str,
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
 ) -> None:
     """kopf never creates its peering object and waits, silently, while it is missing:
     the operator says so at start, acts on nothing meanwhile, and starts acting once

@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s_client
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     StateRecorder,
     factor_configmap,
     image,
     model,
     webservice,
 )
-from test_op_support import Operator, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.kaci_operator import Operator, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -74,7 +73,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
     kubectl: Any,
     kube: k8s_client.ApiClient,
 ) -> Iterator[Env]:

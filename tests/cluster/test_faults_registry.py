@@ -14,14 +14,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     image,
     ready_factor_model,
     registry_tags,
     start_docker_and_registry,
 )
-from test_op_support import run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.kaci_operator import run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -37,7 +36,7 @@ def _registry_pid() -> int:
 def test_registry_restarted_during_a_build(
     kubectl: Any,
     namespace: str,
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
 ) -> None:
     marker = secrets.token_hex(4)
     img = image("slow", ["factor"], marker)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
     ROOT,
     Operator,
     as_stdin,

@@ -15,7 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
     Operator,
     as_stdin,
     example,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kaci.render import modelfiles
-from test_op_support import (  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
     Operator,
     as_stdin,
     run_operator,

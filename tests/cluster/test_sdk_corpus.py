@@ -28,7 +28,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from test_op_support import run_operator, train  # type: ignore[import-not-found]
+from support.kaci_operator import run_operator, train  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"

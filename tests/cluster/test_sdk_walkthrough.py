@@ -1,6 +1,6 @@
 """The Azure ACI article, run with kaci.azureml against the real local cluster.
 
-A kaci operator runs as a subprocess for each test (test_op_support.run_operator,
+A kaci operator runs as a subprocess for each test (support.kaci_operator.run_operator,
 shared with the operator's cluster tests) with an instance name of its own; the
 SDK labels what it creates with it (Workspace(operator=...)), so that operator
 handles exactly this test's objects and no other operator touches them.
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
@@ -29,100 +27,13 @@ from kaci.azureml.exceptions import (
     ResourceNotFoundException,
     WebserviceException,
 )
-from test_op_support import run_operator, train  # type: ignore[import-not-found]
+from support.sdk import mnist_workdir  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
 MNIST = ROOT / "examples" / "mnist"
 WALKTHROUGH = ROOT / "examples" / "azureml_walkthrough.py"
-
-
-@pytest.fixture(scope="session")
-def crds(local_cluster: Path) -> None:
-    """The CRDs from crds/ (idempotent server-side apply)."""
-    subprocess.run(
-        [
-            "kubectl",
-            f"--kubeconfig={KUBECONFIG}",
-            f"--context={CONTEXT}",
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(ROOT / "crds"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    subprocess.run(
-        [
-            "kubectl",
-            f"--kubeconfig={KUBECONFIG}",
-            f"--context={CONTEXT}",
-            "wait",
-            "--for=condition=Established",
-            "crd/models.kaci.dev",
-            "crd/images.kaci.dev",
-            "crd/webservices.kaci.dev",
-            "--timeout=60s",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def sdk_workspace(crds: None, namespace: str) -> Iterator[Workspace]:
-    """A Workspace on a fresh namespace, with an operator instance of its own running."""
-    with run_operator(f"sdk-{secrets.token_hex(4)}") as op:
-        ws = Workspace(
-            context=CONTEXT, namespace=namespace, kubeconfig=str(KUBECONFIG), operator=op.instance
-        )
-        try:
-            yield ws
-        finally:
-            # Delete what the test left while the operator still runs (kopf finalizers).
-            for kind in ("webservices", "images", "models"):
-                subprocess.run(
-                    [
-                        "kubectl",
-                        f"--kubeconfig={KUBECONFIG}",
-                        f"--context={CONTEXT}",
-                        "-n",
-                        namespace,
-                        "delete",
-                        f"{kind}.kaci.dev",
-                        "--all",
-                        "--timeout=120s",
-                    ],
-                    capture_output=True,
-                    timeout=180,
-                    check=False,
-                )
-            # Shown by pytest when the test failed.
-            print("operator log (tail):\n" + op.log_tail())
-
-
-def mnist_workdir(folder: Path, ws: Workspace) -> Path:
-    """score.py, myenv.yml, a freshly trained model and Azure's .azureml/config.json."""
-    train(folder)
-    for name in ("score.py", "myenv.yml"):
-        shutil.copy(MNIST / name, folder / name)
-    (folder / ".azureml").mkdir(exist_ok=True)
-    (folder / ".azureml" / "config.json").write_text(
-        json.dumps(
-            {
-                "context": CONTEXT,
-                "namespace": ws.namespace,
-                "kubeconfig": str(KUBECONFIG),
-                "operator": ws.operator,
-            }
-        )
-    )
-    return folder
 
 
 def test_azure_aci_article_walkthrough(sdk_workspace: Workspace, tmp_path: Path) -> None:

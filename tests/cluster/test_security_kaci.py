@@ -20,9 +20,8 @@ from kaci.azureml.core.webservice import Webservice
 from kaci.edges import kube, urlpolicy
 from kaci.edges import sources as modelsource
 from kubernetes import config as k8s_config
-from test_faults_support import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
-from test_op_support import Operator, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
-from test_sdk_walkthrough import crds  # type: ignore[import-not-found,unused-ignore]  # noqa: F401 (fixture)
+from support.faults import factor_configmap, model, webservice  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import Operator, first_score, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = "kaci-local"
@@ -65,7 +64,7 @@ def files() -> Iterator[FileServer]:
 
 
 @pytest.fixture(scope="module")
-def op(crds: None) -> Iterator[Operator]:  # noqa: F811 (crds: the fixture imported above)
+def op(crds: None) -> Iterator[Operator]:
     # The test file server listens on 127.0.0.1: allow exactly that address, as a user
     # with an in-cluster model store would allow its network. The API server stays
     # refused even so (urlpolicy: its endpoint is checked before the allow list).
@@ -271,7 +270,7 @@ def _model_file_pod() -> dict[str, Any]:
 def test_model_urls_at_the_cluster_itself_are_refused_by_default(
     kubectl: Any,
     namespace: str,
-    crds: None,  # noqa: F811 (fixture)
+    crds: None,
 ) -> None:
     # The cluster's own addresses, read from the cluster as the operator reads them.
     ep = json.loads(kubectl("get", "endpoints", "kubernetes", "-n", "default", "-o", "json"))

@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from test_faults_support import (  # type: ignore[import-not-found,unused-ignore]
+
+from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     factor_configmap,
     image,
     model,
     webservice,
 )
-from test_op_support import INSTANCE_LABEL, first_score  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import INSTANCE_LABEL, first_score  # type: ignore[import-not-found,unused-ignore]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kaci"
 LOCAL_VALUES = CHART / "ci" / "local-values.yaml"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"

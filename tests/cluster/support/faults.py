@@ -166,7 +166,7 @@ class StateRecorder:
 def cluster_owner() -> Path:
     """The clone whose hack/cluster.sh runs this clone's `.cluster`: this clone, or the one
     a symlinked `.cluster` (a second work tree on the same machine) points into."""
-    return (Path(__file__).resolve().parents[2] / ".cluster").resolve().parent
+    return (Path(__file__).resolve().parents[3] / ".cluster").resolve().parent
 
 
 def own_daemon_pid(cluster_dir: Path, name: str) -> int:
