@@ -11,7 +11,9 @@ own) and started again by the owning clone's `hack/cluster.sh docker`; then a ne
 (a build the engine has never done) is built and served by the same operator Pod, which
 was neither restarted nor replaced.
 
-The restart cuts every other build on the machine's engine: run this test alone.
+The restart cuts every other build on the machine's engine: run this test alone. The
+engine is stopped only once the first Webservice serves, so a node too busy to schedule
+the release (it needs ~0.2 CPU of requests free) fails the test before any restart.
 """
 
 from __future__ import annotations
