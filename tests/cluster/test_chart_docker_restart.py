@@ -52,8 +52,10 @@ def release(kubectl: Kubectl, make_namespace: Callable[[str], str]) -> Iterator[
         kubectl=kubectl,
         args=demo_args(build_operator_image()),
     )
-    rel.install()
     try:
+        # Inside: a failed `helm install --wait` leaves a release (and its cluster-scoped
+        # objects) behind, which the uninstall removes.
+        rel.install()
         yield rel
     finally:
         rel.uninstall(check=False)
