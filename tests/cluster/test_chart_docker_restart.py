@@ -11,7 +11,9 @@ own) and started again by the owning clone's `hack/cluster.sh docker`; then a ne
 (a build the engine has never done) is built and served by the same operator Pod, which
 was neither restarted nor replaced.
 
-The restart cuts every other build on the machine's engine: run this test alone.
+The restart cuts every other build on the machine's engine: run this test alone. The
+engine is stopped only once the first Webservice serves, so a node too busy to schedule
+the release (it needs ~0.2 CPU of requests free) fails the test before any restart.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def release(kubectl: Kubectl, make_namespace: Callable[[str], str]) -> Iterator[
         kubectl=kubectl,
         args=demo_args(build_operator_image()),
     )
-    rel.install()
     try:
+        # Inside: a failed `helm install --wait` leaves a release (and its cluster-scoped
+        # objects) behind, which the uninstall removes.
+        rel.install()
         yield rel
     finally:
         rel.uninstall(check=False)

@@ -121,8 +121,8 @@ def sides(
     made: list[ChartRelease] = []
     try:
         for rel in (a, b):
+            made.append(rel)  # first: a failed `helm install --wait` leaves a release
             rel.install()
-            made.append(rel)
         yield (
             Side(a, make_namespace(f"t-chart-order-a-ws-{suffix}")),
             Side(b, b_workloads),
