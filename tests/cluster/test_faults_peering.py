@@ -212,7 +212,9 @@ def peers(kubectl: Kubectl, namespace: str) -> Iterator[tuple[Peer, Peer]]:
     finally:
         for p in made:
             p.kubeconfig.unlink(missing_ok=True)
-        kubectl("delete", "clusterrolebinding,clusterrole", release, "--ignore-not-found")
+        # The chart names them for the release and its namespace: delete what was applied.
+        for d in docs:
+            kubectl("delete", d["kind"].lower(), d["metadata"]["name"], "--ignore-not-found")
 
 
 def _env(peer: Peer, peering: str) -> dict[str, str]:

@@ -73,13 +73,13 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(
+    make_namespace: Any,
     crds: None,
     kubectl: Any,
     kube: k8s_client.ApiClient,
 ) -> Iterator[Env]:
     ns = f"t-faults-pods-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", ns)
-    kubectl("label", "namespace", ns, "kaci.dev/test=true")
+    make_namespace(ns)  # ready for Pods (its default ServiceAccount exists)
     try:
         with run_operator(f"pods-{secrets.token_hex(3)}") as op:
             marker = secrets.token_hex(4)

@@ -161,18 +161,10 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(
-    local_cluster: Path, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
+    make_namespace: Any, local_cluster: Path, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Bench]:
     ns = f"t-op-bad-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", ns)
-    kubectl(
-        "wait",
-        "--for=jsonpath={.metadata.name}=default",
-        "serviceaccount/default",
-        "-n",
-        ns,
-        "--timeout=60s",
-    )
+    make_namespace(ns)  # ready for Pods (its default ServiceAccount exists)
     files = tmp_path_factory.mktemp("files")
     model_file, _ = train(files)
     # A file server on loopback for the URL source (the operator runs on this host).

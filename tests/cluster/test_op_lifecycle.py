@@ -120,19 +120,10 @@ def webservice(name: str, image_name: str, **dc: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def env(
-    local_cluster: Path, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
+    make_namespace: Any, local_cluster: Path, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Env]:
     ns = f"t-op-life-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", ns)
-    kubectl("label", "namespace", ns, "kaci.dev/test=true")
-    kubectl(
-        "wait",
-        "--for=jsonpath={.metadata.name}=default",
-        "serviceaccount/default",
-        "-n",
-        ns,
-        "--timeout=60s",
-    )
+    make_namespace(ns)  # ready for Pods (its default ServiceAccount exists)
     model_file, sample = train(tmp_path_factory.mktemp("mnist"))
     try:
         with run_operator(f"life-{secrets.token_hex(3)}") as op:
