@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from kaci.errors import KaciError
 from kaci.settings import Settings
+from kaci.status.conditions import needs_patch
 
 Obj = dict[str, Any]
 
@@ -73,8 +74,6 @@ def meta(body: Mapping[str, Any]) -> tuple[str, str, int]:
 
 def write_status(edges: Edges, plural: str, body: Mapping[str, Any], new: Obj) -> bool:
     """Patch status once, and only when a reader would see a change."""
-    from kaci.status.conditions import needs_patch
-
     namespace, name, _ = meta(body)
     if not needs_patch(body.get("status") or {}, new):
         return False

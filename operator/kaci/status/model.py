@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kaci import api
-from kaci.status.conditions import ready_only
+from kaci.status.conditions import is_true, ready_only
 
 
 def next_version(
@@ -62,11 +62,9 @@ def trouble(
 def settled(body: Mapping[str, Any]) -> bool:
     """Stored for the current spec: nothing to fetch again (a resync, a restart)."""
     status = body.get("status") or {}
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == api.READY), None)
     generation = int((body.get("metadata") or {}).get("generation") or 1)
     return bool(
-        ready is not None
-        and ready.get("status") == "True"
+        is_true(status.get("conditions"), api.READY)
         and status.get("observedGeneration") == generation
         and status.get("location")
     )
