@@ -9,6 +9,7 @@ the committed YAML equals what this module renders.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -36,8 +37,19 @@ def render(crd: Schema) -> str:
     return header + yaml.safe_dump(crd, sort_keys=False, width=100)
 
 
+USAGE = "usage: python -m kaci.crds [DIR]   write the CRDs as YAML into DIR (default crds/)"
+
+
 def main(argv: list[str]) -> int:
-    out = Path(argv[1] if len(argv) > 1 else "crds")
+    args = argv[1:]
+    # An option is never a folder name: `--help` once wrote the CRDs into ./--help.
+    if args in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        print(USAGE, file=sys.stderr)
+        return 2
+    out = Path(args[0] if args else "crds")
     out.mkdir(parents=True, exist_ok=True)
     for name, crd in all_crds().items():
         (out / name).write_text(render(crd))
