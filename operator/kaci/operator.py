@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 
 import kaci.handlers  # noqa: F401  (registers the handlers)
+from kaci.edges import metrics
 from kaci.handlers import leader
 from kaci.settings import Settings, get_settings
 
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             settings.peering.priority,
             settings.peering.lifetime,
         )
+    if env.metrics_port:
+        metrics.serve(env.metrics_port)
+        logger.info("Prometheus metrics on :%d/metrics", env.metrics_port)
     asyncio.run(
         kopf.operator(
             clusterwide=clusterwide,

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # without that label. Lets a test or canary operator run beside the main one.
     operator_instance: str | None = None
 
+    # Port of the operator's Prometheus /metrics (kaci.edges.metrics); None: not served.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     # Cluster DNS suffix used in scoringUri.
     cluster_domain: str = "cluster.local"
 

@@ -487,3 +487,34 @@ def test_an_object_being_deleted_is_left_to_the_garbage_collector() -> None:
         assert sim.fake.status_writes == 0  # nothing applied (SimEdges.apply would raise)
 
     run_sim(scenario)
+
+
+def test_the_runner_reports_passes_and_levels_to_metrics() -> None:
+    """A real queue and runner: each pass is counted by kind and outcome, and the
+    level gauges (objects by state, waiting) come from the indexes on the loop."""
+    from kaci.edges import metrics
+
+    def passes(kind: str) -> float:
+        return sum(
+            metrics.REGISTRY.get_sample_value(
+                "kaci_operator_reconciles_total", {"kind": kind, "outcome": o.value}
+            )
+            or 0.0
+            for o in Outcome
+        )
+
+    async def scenario(sim: Sim) -> None:
+        before = passes(api.IMAGE)
+        sim.fake.create(api.MODEL, "m", model_spec("m", "m"))
+        sim.fake.create(api.IMAGE, "img", image_spec("m"))
+        await sim.until(lambda: "status" in sim.fake.get(api.IMAGE, "img"))
+        levels = sim.runner.levels()
+        assert (api.IMAGE, api.NOT_STARTED) in list(levels.states)
+        assert levels.waiting >= 1  # the Image waits for its Model on a backoff
+        sim.edges.gate("store:m").set()
+        await sim.until(lambda: sim.image_done("img"))
+        await asyncio.sleep(0.1)
+        assert (api.IMAGE, api.SUCCEEDED) in list(sim.runner.levels().states)
+        assert passes(api.IMAGE) >= before + 2
+
+    run_sim(scenario)

@@ -8,13 +8,18 @@ from __future__ import annotations
 import base64
 import datetime
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from kaci.edges import kube, sources
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from kaci.edges import kube, metrics, sources
 from kaci.edges.builder import Builder
 from kaci.edges.buildlog import BuildLog
+from kaci.errors import InfraDown, UserError
 from kaci.render import image as render_image
 from kaci.settings import Settings
 
@@ -36,10 +41,12 @@ class LiveEdges:
         return time.time()
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        kube.patch_status(plural, namespace, name, status)
+        with counted_api_errors(f"patch_status {plural}"):
+            kube.patch_status(plural, namespace, name, status)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return kube.apply(manifest)
+        with counted_api_errors(f"apply {manifest.get('kind', '?')}"):
+            return kube.apply(manifest)
 
     def event(self, body: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
         kube.post_event(body, warning, reason, message)
@@ -60,7 +67,9 @@ class LiveEdges:
         return sources.fetch(namespace, source, owner, self.settings, self.builder)
 
     def store_model(self, files: Mapping[str, bytes], ref: str) -> tuple[str, bool]:
-        return self.builder.ensure(render_image.model_context(files), ref)
+        context = render_image.model_context(files)
+        with counted_build("model", context) as result:
+            return result(self.builder.ensure(context, ref))
 
     def base_digest(self, ref: str) -> str | None:
         return self.builder.base_digest(ref)
@@ -75,7 +84,8 @@ class LiveEdges:
         def lines(new: list[str], log: BuildLog) -> None:
             on_log(new, log.tail(LOG_TAIL_LINES))
 
-        return self.builder.ensure(context, ref, lines, before_build=before_build)
+        with counted_build("scoring", context) as result:
+            return result(self.builder.ensure(context, ref, lines, before_build=before_build))
 
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str:
         text = kube.read_or_none(
@@ -87,3 +97,44 @@ class LiveEdges:
             tail_lines=12,
         )
         return str(text or "")
+
+
+@contextmanager
+def counted_api_errors(call: str) -> Iterator[None]:
+    """Count a failed API call (by its HTTP status; 0 when nothing answered), then
+    let it go on to the pass, which waits and retries."""
+    try:
+        yield
+    except ApiException as e:
+        metrics.api_error(call, e.status)
+        raise
+    except HTTPError:
+        metrics.api_error(call, None)
+        raise
+
+
+@contextmanager
+def counted_build(
+    what: str, context: Mapping[str, bytes]
+) -> Iterator[Callable[[tuple[str, bool]], tuple[str, bool]]]:
+    """Count and time one `ensure` of an image: built, cached (its tag was there),
+    failed (the user's inputs), unavailable (the builder or registry) or error."""
+    size = sum(len(v) for v in context.values())
+    start = time.monotonic()
+    said: list[str] = []
+
+    def result(found: tuple[str, bool]) -> tuple[str, bool]:
+        said.append("built" if found[1] else "cached")
+        return found
+
+    try:
+        yield result
+    except UserError:
+        said.append("failed")
+        raise
+    except InfraDown:
+        said.append("unavailable")
+        raise
+    finally:
+        outcome = said[0] if said else "error"  # an unexpected exception: a bug
+        metrics.observe_build(what, outcome, time.monotonic() - start, size)

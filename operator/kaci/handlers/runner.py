@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kaci import api
+from kaci.edges import metrics
 from kaci.edges.live import LiveEdges
 from kaci.handlers.leader import Leadership
 from kaci.handlers.queue import Key, WorkQueue
@@ -120,7 +121,9 @@ class Runner:
             self.queue.forget(key)
             self.looked_at.discard(key)
             return Outcome.DONE
-        outcome = await self.reconcile(key[0], seen)
+        with metrics.timed_pass(key[0]) as said:
+            outcome = await self.reconcile(key[0], seen)
+            said(outcome.value)
         if key not in self.looked_at:
             # Once per object and process: after a restart, says every object was
             # looked at again (at INFO); every pass is at DEBUG.
@@ -137,6 +140,23 @@ class Runner:
         if kind == api.IMAGE:
             return await loop.run_in_executor(self.pool, reconcile_image, seen, self.edges)
         return await loop.run_in_executor(self.pool, reconcile_webservice, seen, self.edges)
+
+    def levels(self) -> metrics.Levels:
+        """The level gauges' values (on the loop, where the indexes change)."""
+        states = []
+        for kind, index in OBJECTS.items():
+            for key in self.store.keys(index):
+                body = self.store.one(index, key) or {}
+                states.append((kind, str((body.get("status") or {}).get("state") or "Unknown")))
+        return metrics.Levels(states, queued=len(self.queue), waiting=self.queue.waiting())
+
+    def levels_from_any_thread(self, loop: asyncio.AbstractEventLoop) -> metrics.Levels:
+        """For the metrics server's thread: the indexes are read on kopf's loop only."""
+
+        async def read() -> metrics.Levels:
+            return self.levels()
+
+        return asyncio.run_coroutine_threadsafe(read(), loop).result(timeout=10)
 
     def known_keys(self) -> Iterable[Key]:
         for kind, index in OBJECTS.items():
@@ -168,6 +188,8 @@ def start(indexes: Mapping[str, Index], settings: Settings) -> None:
     global _runner
     _runner = Runner(indexes, settings, Leadership.configured())
     _runner.queue.start()
+    loop, runner = asyncio.get_running_loop(), _runner
+    metrics.observe_levels(lambda: runner.levels_from_any_thread(loop))
     _runner.tasks.append(asyncio.create_task(resync_forever(settings.resync_s), name="kaci resync"))
     for key, why, after in _pending:
         _runner.queue.add(key, why, after)
@@ -181,6 +203,7 @@ async def stop() -> None:
         return
     for t in _runner.tasks:
         t.cancel()
+    metrics.observe_levels(None)
     await _runner.queue.stop()
     _runner.pool.shutdown(wait=False, cancel_futures=True)
     _runner = None
