@@ -113,7 +113,13 @@ def test_option_3_applies_the_deployment_and_service_then_waits_for_the_pod() ->
     edges = Recorder()
     out = reconcile_webservice(WebserviceSeen(ws, images=[built_image()]), edges)
     assert out is Outcome.WAIT
-    assert edges.kinds() == ["apply", "apply", "status"]  # Deployment, Service, status once
+    assert edges.kinds() == [
+        "apply",
+        "apply",
+        "status",
+        "event",
+    ]  # Deployment, Service, status once
+    assert edges.calls[-1] == ("event", "PodPending")  # Transitioning, told in an Event
     st = edges.statuses()[0]
     assert st["state"] == api.TRANSITIONING
     assert st["imageLocation"] == LOCATION
@@ -141,7 +147,9 @@ def test_a_healthy_webservice_at_rest_makes_no_request() -> None:
     ws = obj(api.WEBSERVICE, "w", {"image": {"name": "img"}, "deploymentConfig": DC})
     first = Recorder()
     assert reconcile_webservice(_serving(ws, first), first) is Outcome.DONE
-    assert first.kinds() == ["status"]  # nothing to apply: the children carry its hash
+    # Nothing to apply (the children carry its hash); the new state told in an Event.
+    assert first.kinds() == ["status", "event"]
+    assert first.calls[-1] == ("event", "Ready")
     assert first.statuses()[0]["state"] == api.HEALTHY
     ws["status"] = first.statuses()[0]
     again = Recorder()
@@ -208,7 +216,7 @@ def test_a_new_model_is_stored_as_version_1() -> None:
     body = obj(api.MODEL, "m", {"source": {"configMap": {"name": "m"}}})
     edges = Recorder(fetch=lambda: {"model.pkl": b"1"})
     assert reconcile_model(body, edges) is Outcome.DONE
-    assert edges.kinds() == ["store", "status", "event"]
+    assert edges.kinds() == ["store", "status", "event", "event"]  # Ready, Registered
     assert edges.statuses()[0]["version"] == 1
 
 
@@ -248,7 +256,11 @@ def test_an_image_builds_once_then_is_left_alone() -> None:
     body = obj(api.IMAGE, "img", {"models": [], "executionScript": {"inline": SCORE}})
     edges = Recorder()
     assert reconcile_image(ImageSeen(body, {}, []), edges) is Outcome.DONE
-    assert edges.kinds() == ["status", "build", "status", "event"]  # Running, build, Succeeded
+    assert edges.kinds() == ["status", "event", "build", "status", "event"]  # Running, Succeeded
+    assert [c for c in edges.calls if c[0] == "event"] == [
+        ("event", api.RUNNING),
+        ("event", api.SUCCEEDED),
+    ]
     done = edges.statuses()[-1]
     assert done["state"] == api.SUCCEEDED
     assert done["version"] == 1

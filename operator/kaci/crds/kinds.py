@@ -59,11 +59,6 @@ def model_crd() -> Schema:
     columns: list[Schema] = [
         {"name": "Version", "type": "integer", "jsonPath": ".status.version"},
         {"name": "Digest", "type": "string", "jsonPath": ".status.digest"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
     ]
     return _crd("Model", "models", "kmod", spec, status, columns)
 

@@ -322,6 +322,12 @@ def _crd(
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
                         *columns,
+                        # Every kind has a Ready condition: one column reads the same everywhere.
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {"openAPIV3Schema": root},

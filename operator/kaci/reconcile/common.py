@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from kaci.errors import KaciError
 from kaci.settings import Settings
 from kaci.status.conditions import needs_patch
+from kaci.status.events import change_event
 
 Obj = dict[str, Any]
 
@@ -73,12 +74,22 @@ def meta(body: Mapping[str, Any]) -> tuple[str, str, int]:
 
 
 def write_status(edges: Edges, plural: str, body: Mapping[str, Any], new: Obj) -> bool:
-    """Patch status once, and only when a reader would see a change."""
+    """Patch status once, and only when a reader would see a change; tell a change of
+    state in an Event."""
     namespace, name, _ = meta(body)
     if not needs_patch(body.get("status") or {}, new):
         return False
     edges.patch_status(plural, namespace, name, new)
+    tell(edges, body, new)
     return True
+
+
+def tell(edges: Edges, body: Mapping[str, Any], new: Obj) -> None:
+    """An Event when `new` changes the object's story (state, or Ready's status/reason)
+    from what the pass saw; posted after the status it tells of is written."""
+    event = change_event(body.get("status") or {}, new)
+    if event is not None:
+        edges.event(body, event.warning, event.reason, event.message)
 
 
 def short(trouble: KaciError) -> str:

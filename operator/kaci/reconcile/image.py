@@ -18,7 +18,7 @@ from typing import Any
 
 from kaci import api
 from kaci.errors import InfraDown, UserError, Waiting
-from kaci.reconcile.common import Edges, Obj, Outcome, meta, short, write_status
+from kaci.reconcile.common import Edges, Obj, Outcome, meta, short, tell, write_status
 from kaci.render import conda, names, scorecheck
 from kaci.render import image as render
 from kaci.status.conditions import ready_only
@@ -248,6 +248,7 @@ def _write(
     namespace, name, gen = meta(body)
     st = _state(body.get("status") or {}, gen, state, ok, reason, message, edges.now(), **fields)
     edges.patch_status(api.IMAGES, namespace, name, st)
+    tell(edges, body, st)
 
 
 def build_failed(
@@ -257,11 +258,9 @@ def build_failed(
     the inputs failed (Failed, the user fixes them), or something else stopped it
     (the API server while streaming the log, a bug: never left saying Running)."""
     if isinstance(e, InfraDown):
-        edges.event(body, True, e.reason, short(e))
         _write(edges, body, api.NOT_STARTED, False, e.reason, short(e), buildLog=e.log_tail)
         return Outcome.WAIT
     if isinstance(e, UserError):
-        edges.event(body, True, api.REASON_BUILD_FAILED, short(e))
         kept = {k: fields[k] for k in ("version", "contentHash")}
         _write(
             edges,
@@ -275,7 +274,6 @@ def build_failed(
         )
         return Outcome.FAILED
     message = f"the build stopped unexpectedly ({e}); trying again"
-    edges.event(body, True, api.REASON_BUILD_INTERRUPTED, message[:1000])
     _write(edges, body, api.NOT_STARTED, False, api.REASON_BUILD_INTERRUPTED, message)
     return Outcome.WAIT
 
@@ -324,5 +322,4 @@ def build(
         buildLog=build_log,
         **fields,
     )
-    edges.event(body, False, api.SUCCEEDED, f"{image_name} version {version}: {location}")
     return Outcome.DONE

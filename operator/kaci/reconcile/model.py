@@ -40,7 +40,6 @@ def reconcile_model(body: Mapping[str, Any], edges: Edges) -> Outcome:
         write_status(
             edges, api.MODELS, body, model_status.trouble(old, gen, e.reason, short(e), edges.now())
         )
-        edges.event(body, True, e.reason, short(e))
         return Outcome.FAILED
     except (Waiting, InfraDown) as e:
         write_status(
