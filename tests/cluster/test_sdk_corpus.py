@@ -14,6 +14,7 @@ Environment and model reuse one image.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -66,6 +67,7 @@ class Corpus:
         proc = subprocess.run(
             [sys.executable, str(CORPUS / script)],
             cwd=folder,
+            env={**os.environ, **script_env(CORPUS / script)},
             capture_output=True,
             text=True,
             timeout=SCRIPT_TIMEOUT_S,
@@ -80,6 +82,17 @@ class Corpus:
         folder = self.work / Path(script).stem
         results: dict[str, Any] = json.loads((folder / "results.json").read_text())
         return results
+
+
+def script_env(script: Path) -> dict[str, str]:
+    """`# kaci-env: NAME=value` lines at a script's top: the user's environment for it
+    (e.g. a LocalWebservice mode), which Azure code itself never sets."""
+    env = {}
+    for line in script.read_text().splitlines()[:10]:
+        if line.startswith("# kaci-env:"):
+            name, _, value = line.removeprefix("# kaci-env:").strip().partition("=")
+            env[name] = value
+    return env
 
 
 KUBECTL = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}"]
@@ -317,3 +330,12 @@ def test_13_empty_models(corpus: Corpus) -> None:
     assert r["greeting"] == "hello $USER from kaci"
     assert r["example"] == "EXAMPLE_VALUE"
     assert r["models"] == []
+
+
+def test_14_local_webservice_docker(corpus: Corpus) -> None:
+    r = corpus.run("14_local_webservice_docker.py")
+    assert r["mode"] == "docker"
+    assert r["prediction"] == corpus.expected
+    assert r["reloaded"] == corpus.expected  # the edited score.py, same image
+    assert r["port"] == 6789
+    assert r["logs_nonempty"] is True

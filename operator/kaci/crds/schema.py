@@ -193,6 +193,13 @@ def image_config_properties() -> dict[str, Schema]:
             maxLength=65536,
         ),
         "baseImage": _str("Base image; the operator's default when omitted.", maxLength=512),
+        "layerCompression": {
+            "type": "string",
+            "description": "Compression of the scoring image's pushed layers; the operator's "
+            "default (zstd) when omitted. gzip for engines that cannot pull zstd (Docker "
+            "Engine before 23, e.g. to `docker run` the image locally).",
+            "enum": ["zstd", "gzip", "uncompressed"],
+        },
         "sourceDirectory": {
             "type": "object",
             "description": "Azure's source_directory: a code folder put at the app root "

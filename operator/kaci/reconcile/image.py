@@ -136,6 +136,7 @@ def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
         docker_steps=str(spec.get("dockerSteps") or ""),
         source_dir=source_dir_of(spec),
         env={str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()},
+        layer_compression=spec.get("layerCompression"),
         pip=render.PipOptions(
             settings.pip_index_url, settings.pip_find_links, settings.pip_no_index
         ),

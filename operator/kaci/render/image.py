@@ -109,6 +109,8 @@ class ScoringImageInputs:
     source_dir: tuple[str, str] | None = None
     # Azure's Environment.environment_variables: set in the scoring container.
     env: Mapping[str, str] = field(default_factory=dict)
+    # Layer compression the Image asks for (None: the operator's default).
+    layer_compression: str | None = None
 
 
 def model_dir_env(models: list[ModelLayer]) -> str:
@@ -135,6 +137,12 @@ def scoring_dockerfile(inp: ScoringImageInputs) -> str:
     lines = [
         f"FROM {inp.base_image}",
         "USER root",
+    ]
+    if inp.layer_compression is not None:
+        # Not a build step: it makes the content hash (the tag) differ from the same
+        # inputs pushed with the default compression, which would be another image.
+        lines.append(f"# kaci: layers pushed with {inp.layer_compression}")
+    lines += [
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
         "# Dependencies first: a score.py or model change reuses this layer.",
         "COPY requirements.txt install-requirements.sh /opt/kaci/",

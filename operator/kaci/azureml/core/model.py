@@ -494,13 +494,6 @@ class Model:
         image_label: str | None = None,
     ) -> Any:
         """Build the scoring image without deploying it: an Image (wait_for_creation, location)."""
-        import hashlib
-        import json
-
-        from kaci.azureml._names import validate_image_name
-        from kaci.azureml.core.image.container import ContainerImage
-        from kaci.azureml.core.webservice._deploy import build_spec
-
         if generate_dockerfile:
             raise WebserviceException(
                 "Model.package(generate_dockerfile=True): the operator renders and builds the "
@@ -513,14 +506,7 @@ class Model:
                 KaciCompatibilityWarning,
                 stacklevel=2,
             )
-        spec = build_spec(workspace, list(models), inference_config)
-        if image_name is None:
-            digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-            image_name = f"package-{digest[:10]}"
-        validate_image_name(image_name)
-        body = _manifests.image_body(image_name, [(m.name, m.version) for m in models], spec)
-        obj = workspace._kube.apply(api.IMAGES, body)
-        return ContainerImage(workspace, _obj=obj)
+        return package_image(workspace, list(models), inference_config, image_name)
 
     @staticmethod
     def profile(*args: Any, **kwargs: Any) -> Any:
@@ -543,6 +529,36 @@ class Model:
             "createdTime": self.created_time.isoformat() if self.created_time else None,
             "files": self.files,
         }
+
+
+def package_image(
+    workspace: Workspace,
+    models: list[Model],
+    inference_config: Any,
+    image_name: str | None = None,
+    layer_compression: str | None = None,
+) -> Any:
+    """An Image in the cluster for these models and this InferenceConfig (applied: the
+    operator builds it once per content). Unnamed, it is named by its spec, so the same
+    inputs name the same Image. `layer_compression`: gzip for a Docker Engine that
+    cannot pull zstd layers (the LocalWebservice's docker mode)."""
+    import hashlib
+    import json
+
+    from kaci.azureml._names import validate_image_name
+    from kaci.azureml.core.image.container import ContainerImage
+    from kaci.azureml.core.webservice._deploy import build_spec
+
+    spec = build_spec(workspace, models, inference_config)
+    if layer_compression is not None:
+        spec["layerCompression"] = layer_compression
+    if image_name is None:
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        image_name = f"package-{digest[:10]}"
+    validate_image_name(image_name)
+    body = _manifests.image_body(image_name, [(m.name, m.version) for m in models], spec)
+    obj = workspace._kube.apply(api.IMAGES, body)
+    return ContainerImage(workspace, _obj=obj)
 
 
 def _register_files(

@@ -1,13 +1,19 @@
 """LocalWebservice (Azure's azureml.core.webservice.local): kaci-runtime on localhost.
 
 Azure ran the scoring image in the local Docker engine. kaci runs the same server
-the image runs (kaci-runtime) as a subprocess in the current Python environment,
-listening on 127.0.0.1: the models are downloaded from the cluster into a folder of
-the service's own (azureml-models/<name>/<version>/, Azure's layout), the
-source_directory and score.py are copied into its app root, and the Environment's
-variables are set. So the packages score.py imports must be installed here; the
-Environment's packages are not installed (running the image with `docker run` is
-not offered yet: the subprocess is the one mode).
+the image runs (kaci-runtime), listening on 127.0.0.1, one of two ways
+(_local_servers.py):
+- a subprocess in the current Python environment (the default): the models are
+  downloaded from the cluster into a folder of the service's own
+  (azureml-models/<name>/<version>/, Azure's layout), the source_directory and
+  score.py are copied into its app root, and the Environment's variables are set. The
+  packages score.py imports must be installed here; the Environment's are not.
+- `docker run` of the scoring image the cluster builds for the same models and
+  Environment (KACI_LOCAL_WEBSERVICE=docker, or deploy_configuration(mode="docker")),
+  pulled from the registry; the Environment's packages are in it. The image is asked
+  for with gzip layers, which every Docker Engine pulls (20.10 cannot pull zstd).
+  score.py and the source directory are mounted from the service's folder, so
+  reload() picks up edits without a rebuild, as Azure's did.
 """
 
 from __future__ import annotations
@@ -16,10 +22,7 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kaci.azureml.core._inference import SKLEARN_SCORE_PY, _folder_of
+from kaci.azureml.core.webservice._local_servers import DockerServer, ProcessServer, Server
 from kaci.azureml.exceptions import WebserviceException
 
 if TYPE_CHECKING:
@@ -38,15 +42,19 @@ if TYPE_CHECKING:
 
 # Seconds a local service may take to be ready (init() included).
 START_TIMEOUT_S = 300.0
-STOP_TIMEOUT_S = 15.0
 ModelList = list["Model"]
+MODES = ("process", "docker")
+# The mode when deploy_configuration names none: unchanged Azure code can pick docker.
+MODE_ENV = "KACI_LOCAL_WEBSERVICE"
 
 
 class LocalWebserviceDeploymentConfiguration:
-    """Where the local service listens (Azure's: a port; None picks a free one)."""
+    """Where the local service listens (Azure's: a port; None picks a free one), and
+    kaci's `mode`: process or docker (None: $KACI_LOCAL_WEBSERVICE, else process)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, mode: str | None = None) -> None:
         self.port = port
+        self.mode = mode or os.environ.get(MODE_ENV) or "process"
         self.validate_configuration()
 
     def validate_configuration(self) -> None:
@@ -56,6 +64,11 @@ class LocalWebserviceDeploymentConfiguration:
             or not 0 < self.port < 65536
         ):
             raise WebserviceException("Invalid configuration, port must be an int in 1-65535.")
+        if self.mode not in MODES:
+            raise WebserviceException(
+                f"Invalid configuration, mode must be one of {', '.join(MODES)} "
+                f"(from {MODE_ENV} when not given), not {self.mode!r}"
+            )
 
 
 def _free_port() -> int:
@@ -81,8 +94,10 @@ class LocalWebservice:
         self.__dict__ = found.__dict__
 
     @staticmethod
-    def deploy_configuration(port: int | None = None) -> LocalWebserviceDeploymentConfiguration:
-        return LocalWebserviceDeploymentConfiguration(port)
+    def deploy_configuration(
+        port: int | None = None, *, mode: str | None = None
+    ) -> LocalWebserviceDeploymentConfiguration:
+        return LocalWebserviceDeploymentConfiguration(port, mode)
 
     @classmethod
     def _deploy(
@@ -93,7 +108,7 @@ class LocalWebservice:
         inference_config: Any,
         config: LocalWebserviceDeploymentConfiguration,
     ) -> LocalWebservice:
-        if find_spec("kaci_runtime") is None:
+        if config.mode == "process" and find_spec("kaci_runtime") is None:
             raise WebserviceException(
                 "LocalWebservice needs kaci-runtime in this Python environment "
                 "(pip install kaci); it runs score.py the way the scoring image does"
@@ -105,15 +120,16 @@ class LocalWebservice:
         svc.workspace = workspace
         svc.name = name
         svc.compute_type = "Local"
+        svc.mode = config.mode
         svc.models = list(models)
         svc.inference_config = inference_config
         svc.port = config.port or _free_port()
         svc._root = Path(tempfile.mkdtemp(prefix=f"kaci-local-{name}-"))
-        svc._proc = None
-        svc._log = svc._root / "service.log"
+        svc._server = None
         svc.state = "Transitioning"
         try:
-            svc._stage(download=True)
+            svc._stage(download=svc.mode == "process")
+            svc._server = svc._new_server()
             svc._start()
         except BaseException:
             svc._stop()
@@ -127,13 +143,13 @@ class LocalWebservice:
     workspace: Workspace
     name: str
     compute_type: str
+    mode: str
     models: ModelList
     inference_config: Any
     port: int
     state: str
     _root: Path
-    _proc: subprocess.Popen[bytes] | None
-    _log: Path
+    _server: Server | None
 
     @property
     def scoring_uri(self) -> str:
@@ -144,7 +160,10 @@ class LocalWebservice:
         return f"http://localhost:{self.port}/swagger.json"
 
     def __repr__(self) -> str:
-        return f"LocalWebservice(name={self.name}, port={self.port}, state={self.state})"
+        return (
+            f"LocalWebservice(name={self.name}, port={self.port}, mode={self.mode}, "
+            f"state={self.state})"
+        )
 
     # -- files and process --------------------------------------------------------------
 
@@ -174,6 +193,7 @@ class LocalWebservice:
             folder = _folder_of(script)
             if source and folder:
                 self._env["AZUREML_SOURCE_DIRECTORY"] = folder
+        self._model_dir: str | None = None  # docker: the image's own AZUREML_MODEL_DIR
         if download:
             models_root = self._root / "azureml-models"
             if models_root.exists():
@@ -187,42 +207,35 @@ class LocalWebservice:
             else:
                 self._model_dir = str(models_root)
 
+    def _new_server(self) -> Server:
+        if self.mode == "process":
+            return ProcessServer(self._root / "service.log")
+        from kaci.azureml.core.model import package_image
+
+        image = package_image(
+            self.workspace, self.models, self.inference_config, layer_compression="gzip"
+        )
+        image.wait_for_creation(show_output=False)
+        assert image.image_location is not None
+        server = DockerServer(image.image_location, self.name)
+        server.pull()
+        return server
+
     def _start(self) -> None:
-        env = {
-            **os.environ,
-            **self._env,
-            "AML_APP_ROOT": str(self._root / "app"),
-            "AZUREML_MODEL_DIR": self._model_dir,
-            "PYTHONUNBUFFERED": "1",
-        }
-        cmd = [
-            sys.executable,
-            "-m",
-            "kaci_runtime",
-            "--entry_script",
-            self._entry,
-            "--model_dir",
-            self._model_dir,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        with self._log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                cmd, cwd=self._root / "app", env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        assert self._server is not None
+        self._server.start(self._root / "app", self._entry, self._model_dir, self._env, self.port)
         self._wait_ready()
 
     def _wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
-        assert self._proc is not None
+        assert self._server is not None
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            ended = self._server.exited()
+            if ended is not None:
                 self.state = "Failed"
                 raise WebserviceException(
-                    f"local service {self.name} exited with code {self._proc.returncode} before "
-                    f"it was ready. Log:\n{self.get_logs()[-3000:]}"
+                    f"local service {self.name} {ended} before it was ready. "
+                    f"Log:\n{self.get_logs()[-3000:]}"
                 )
             try:
                 with urllib.request.urlopen(
@@ -239,15 +252,8 @@ class LocalWebservice:
         raise WebserviceException(f"local service {self.name} was not ready in {timeout_s:.0f} s")
 
     def _stop(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-        self._proc = None
+        if self._server is not None:
+            self._server.stop()
 
     # -- Azure's calls ---------------------------------------------------------------------
 
@@ -255,7 +261,7 @@ class LocalWebservice:
         self, show_output: bool = False, timeout_sec: float | None = None
     ) -> None:
         """The deploy already waited for readiness; this checks the server still runs."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self._server is None or self._server.exited() is not None:
             raise WebserviceException(
                 f"local service {self.name} is not running. Log:\n{self.get_logs()[-3000:]}"
             )
@@ -289,15 +295,17 @@ class LocalWebservice:
             return text.decode(errors="replace")
 
     def get_logs(self, num_lines: int = 5000) -> str:
-        if not self._log.exists():
+        if self._server is None:
             return ""
-        lines = self._log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-num_lines:])
+        return "\n".join(self._server.logs().splitlines()[-num_lines:])
 
     def reload(self, wait: bool = False) -> None:
-        """Copy score.py and the source directory again and restart (models are kept)."""
+        """Copy score.py and the source directory again and restart (models are kept;
+        in docker mode the same image runs again with the new files: no rebuild)."""
         self._stop()
+        model_dir = self._model_dir
         self._stage(download=False)
+        self._model_dir = model_dir
         self._start()
 
     def update(
@@ -319,7 +327,14 @@ class LocalWebservice:
             self.inference_config = inference_config or image_config
         if deployment_config is not None and deployment_config.port:
             self.port = deployment_config.port
-        self._stage(download=models is not None)
+        model_dir = self._model_dir
+        self._stage(download=models is not None and self.mode == "process")
+        if self.mode == "process" and models is None:
+            self._model_dir = model_dir
+        rebuilt = models is not None or image_config is not None or inference_config is not None
+        if self.mode == "docker" and rebuilt:
+            # Other models or another Environment: another image (built once per content).
+            self._server = self._new_server()
         self._start()
 
     def delete(
@@ -360,6 +375,7 @@ class LocalWebservice:
             "state": self.state,
             "scoringUri": self.scoring_uri,
             "port": self.port,
+            "mode": self.mode,
             "modelIds": [m.id for m in self.models],
         }
 
