@@ -55,3 +55,23 @@ def test_a_model_has_no_state_its_ready_condition_tells() -> None:
 
 def test_no_status_yet_is_no_event() -> None:
     assert change_event({}, {"observedGeneration": 1}) is None
+
+
+def test_turning_ready_measures_from_creation_or_from_when_it_stopped_being_ready() -> None:
+    from kaci.status.events import became_ready_since
+
+    created = {"metadata": {"creationTimestamp": "2026-12-01T10:00:00Z"}}
+    ready = status(api.HEALTHY, "True", "Ready")
+    assert became_ready_since(created, ready) == "2026-12-01T10:00:00Z"
+    rolling = {
+        **created,
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": "2026-12-01T11:00:00Z"}
+            ]
+        },
+    }
+    assert became_ready_since(rolling, ready) == "2026-12-01T11:00:00Z"
+    already = {**created, "status": ready}
+    assert became_ready_since(already, ready) is None  # no new wait ended
+    assert became_ready_since(created, status(api.TRANSITIONING, "False", "PodPending")) is None

@@ -96,3 +96,18 @@ def test_served_over_http() -> None:
         text = resp.read().decode()
     assert "kaci_operator_reconciles_total" in text
     assert "kaci_operator_queue_depth" in text
+
+
+def test_time_to_ready_is_observed_from_the_given_start() -> None:
+    import datetime
+
+    from kaci.edges.live import LiveEdges
+    from kaci.settings import Settings
+
+    count = sample("kaci_operator_time_to_ready_seconds_count", kind="Webservice")
+    total = sample("kaci_operator_time_to_ready_seconds_sum", kind="Webservice")
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=30)
+    LiveEdges(Settings()).became_ready("Webservice", start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert sample("kaci_operator_time_to_ready_seconds_count", kind="Webservice") == count + 1
+    took = sample("kaci_operator_time_to_ready_seconds_sum", kind="Webservice") - total
+    assert 29 <= took < 120

@@ -138,6 +138,7 @@ class SimEdges:
         self.settings = Settings(registry="reg", default_base_image="base")
         self.gates: dict[str, threading.Event] = {}
         self.builds: list[str] = []
+        self.readied: list[tuple[str, str]] = []
 
     def gate(self, what: str) -> threading.Event:
         return self.gates.setdefault(what, threading.Event())
@@ -185,6 +186,9 @@ class SimEdges:
 
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str:
         return ""
+
+    def became_ready(self, kind: str, since: str) -> None:
+        self.readied.append((kind, since))
 
 
 def model_spec(model_name: str, source: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class Recorder:
     def __init__(self, **answers: Any) -> None:
         self.settings = Settings(registry="reg", default_base_image="base")
         self.calls: list[tuple[str, Any]] = []
+        self.readied: list[tuple[str, str]] = []
         self.answers = answers
 
     def now(self) -> str:
@@ -73,6 +74,9 @@ class Recorder:
 
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str:
         return ""
+
+    def became_ready(self, kind: str, since: str) -> None:
+        self.readied.append((kind, since))
 
     def kinds(self) -> list[str]:
         return [c[0] for c in self.calls]
@@ -278,3 +282,15 @@ def test_a_score_py_without_run_fails_before_any_build() -> None:
     assert reconcile_image(ImageSeen(body, {}, []), edges) is Outcome.FAILED
     assert "build" not in edges.kinds()
     assert "run(raw_data)" in edges.statuses()[0]["conditions"][0]["message"]
+
+
+def test_a_webservice_turning_healthy_reports_its_deploy_time() -> None:
+    ws = obj(api.WEBSERVICE, "w", {"image": {"name": "img"}, "deploymentConfig": DC})
+    ws["metadata"]["creationTimestamp"] = "2026-12-01T10:00:00Z"
+    edges = Recorder()
+    reconcile_webservice(_serving(ws, edges), edges)
+    assert edges.readied == [(api.WEBSERVICE, "2026-12-01T10:00:00Z")]
+    ws["status"] = edges.statuses()[0]
+    again = Recorder()
+    reconcile_webservice(_serving(ws, again), again)
+    assert again.readied == []  # still Ready: nothing new to measure

@@ -87,6 +87,11 @@ class LiveEdges:
         with counted_build("scoring", context) as result:
             return result(self.builder.ensure(context, ref, lines, before_build=before_build))
 
+    def became_ready(self, kind: str, since: str) -> None:
+        started = datetime.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        seconds = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
+        metrics.time_to_ready(kind, seconds)
+
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str:
         text = kube.read_or_none(
             kube.core().read_namespaced_pod_log,

@@ -64,6 +64,14 @@ BUILD_CONTEXT_BYTES = Counter(
     ["what"],
     registry=REGISTRY,
 )
+TIME_TO_READY = Histogram(
+    "kaci_operator_time_to_ready_seconds",
+    "Seconds an object took to turn Ready, by kind: from its creation, or from when it "
+    "last stopped being Ready (an update rolling out). For a Webservice: the deploy time.",
+    ["kind"],
+    buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)
 API_ERRORS = Counter(
     "kaci_operator_api_errors",
     "Kubernetes API calls that failed, by call and HTTP status (0: no answer).",
@@ -93,6 +101,10 @@ def observe_build(what: str, result: str, seconds: float, context_bytes: int) ->
     BUILD_SECONDS.labels(what, result).observe(seconds)
     if result != "cached":
         BUILD_CONTEXT_BYTES.labels(what).inc(context_bytes)
+
+
+def time_to_ready(kind: str, seconds: float) -> None:
+    TIME_TO_READY.labels(kind).observe(max(seconds, 0.0))
 
 
 def api_error(call: str, code: int | None) -> None:

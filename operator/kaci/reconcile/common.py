@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from kaci.errors import KaciError
 from kaci.settings import Settings
 from kaci.status.conditions import needs_patch
-from kaci.status.events import change_event
+from kaci.status.events import became_ready_since, change_event
 
 Obj = dict[str, Any]
 
@@ -66,6 +66,9 @@ class Edges(Protocol):
 
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str: ...
 
+    def became_ready(self, kind: str, since: str) -> None:
+        """An object of `kind` turned Ready; its wait began at `since` (RFC 3339)."""
+
 
 def meta(body: Mapping[str, Any]) -> tuple[str, str, int]:
     """(namespace, name, generation) of an object."""
@@ -90,6 +93,9 @@ def tell(edges: Edges, body: Mapping[str, Any], new: Obj) -> None:
     event = change_event(body.get("status") or {}, new)
     if event is not None:
         edges.event(body, event.warning, event.reason, event.message)
+    since = became_ready_since(body, new)
+    if since is not None:
+        edges.became_ready(str(body.get("kind") or "?"), since)
 
 
 def short(trouble: KaciError) -> str:

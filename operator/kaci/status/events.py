@@ -49,3 +49,18 @@ def change_event(old: Mapping[str, Any], new: Mapping[str, Any]) -> Event | None
         # The reason column names the condition; the message is Ready's own (what to do).
         message=message or str(state or ""),
     )
+
+
+def became_ready_since(body: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """When the wait that `new` ends began, if `new` turns the object Ready: the time
+    it last stopped being Ready, or its creation (RFC 3339); None if it does not."""
+    old = body.get("status") or {}
+    if not conditions.is_true(new.get("conditions"), api.READY):
+        return None
+    before = conditions.get(old.get("conditions"), api.READY)
+    if before is not None and before.get("status") == "True":
+        return None
+    if before is not None and before.get("lastTransitionTime"):
+        return str(before["lastTransitionTime"])
+    created = (body.get("metadata") or {}).get("creationTimestamp")
+    return str(created) if created else None
