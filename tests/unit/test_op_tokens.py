@@ -40,7 +40,10 @@ def test_the_token_has_the_contracts_header_and_payload() -> None:
     assert len(base64.urlsafe_b64decode(signature + "=")) == 32
 
 
-@pytest.mark.parametrize(("key", "lifetime"), [(b"", 60), (KEY, 0), (KEY, -5)])
-def test_nonsense_is_refused(key: bytes, lifetime: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("key", "lifetime", "message"),
+    [(b"", 60, "key is empty"), (KEY, 0, "must be positive"), (KEY, -5, "must be positive")],
+)
+def test_nonsense_is_refused(key: bytes, lifetime: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         mint(key, "ns/name", NOW, lifetime)
