@@ -3,6 +3,7 @@
 Servers (one worker each, all pinned to CPU 1 with taskset; wrk on CPU 0):
   kaci        kaci-runtime serving bench/runtime/score.py (the Azure tutorial's script)
   kaci-stdjson  the same with KACI_FAST_JSON=0 (the standard json.loads)
+  kaci-aks    the same with AKS's front-end limits at Azure's defaults (opt-in: BENCH_SERVERS)
   kaci-baseline kaci-runtime from another source tree (BENCH_KACI_BASELINE=<folder holding
                 kaci_runtime/>, e.g. an older commit's scoring-runtime/ from `git archive`),
                 to compare a change with what it changed, in the same run
@@ -231,6 +232,27 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
             lambda out: list(out),
             app,
             {**azure_env, "KACI_FAST_JSON": "0"},
+        ),
+        Server(
+            # AKS's front-end limits at Azure's defaults (1 run() at once, 500 ms queue wait):
+            # run() on a runner thread, the loop answering (kaci_runtime.limits).
+            "kaci-aks",
+            "azure",
+            "/score",
+            lambda port: [
+                str(ROOT / ".venv/bin/kaci-runtime"),
+                "--entry_script",
+                str(app / "score.py"),
+                "--model_dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            lambda out: list(out),
+            app,
+            {**azure_env, "KACI_MAX_CONCURRENT_REQUESTS": "1", "KACI_MAX_REQUEST_WAIT_MS": "500"},
         ),
         Server(
             "azureml",

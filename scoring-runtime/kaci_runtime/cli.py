@@ -23,6 +23,12 @@ def _listen(config: Config, port: int) -> socket.socket:
     return sock
 
 
+def _auth(config: Config) -> str:
+    if config.token_key is not None:
+        return f"tokens for {config.token_audience}"
+    return "keys" if config.auth_keys else "off"
+
+
 def _banner(config: Config, port: int, shim: bool, health_port: int | None) -> str:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host  # noqa: S104
     lines = [
@@ -33,10 +39,17 @@ def _banner(config: Config, port: int, shim: bool, health_port: int | None) -> s
         f"  score        : POST http://{host}:{port}/score   (ready when GET /ready says 200)",
         "  also         : GET / (liveness), /ready, /swagger.json, /metrics",
         f"  timeout      : {config.scoring_timeout_ms} ms per run(); max body "
-        f"{config.max_request_bytes} bytes; auth {'on' if config.auth_keys else 'off'}; "
+        f"{config.max_request_bytes} bytes; auth {_auth(config)}; "
         f"fast json.loads {'on' if config.fast_json else 'off'}"
         + ("; azureml.core shim in use" if shim else ""),
     ]
+    if config.limited:
+        lines.append(
+            f"  limits       : {config.max_concurrent_requests or 'one per worker'} run() at once"
+            f" in this container; wait at most "
+            f"{config.max_request_wait_ms if config.max_request_wait_ms else 'unlimited'} ms"
+            " (then 503); scoring timeout answered 504"
+        )
     if health_port is not None:
         lines.append(
             f"  health port  : http://{host}:{health_port}/ (SEPERATE_HEALTH_ENDPOINT: "
@@ -95,8 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from kaci_runtime.workers import prefork
 
+        # One count of run() calls for the whole container, made before the fork.
+        slots = None
+        if config.max_concurrent_requests is not None:
+            import multiprocessing
+
+            slots = multiprocessing.get_context("fork").BoundedSemaphore(
+                config.max_concurrent_requests
+            )
         code = prefork(
-            config.worker_count, socks, lambda i, fd: Worker(config, socks, i, fd).serve()
+            config.worker_count,
+            socks,
+            lambda i, fd: Worker(config, socks, i, fd, slots).serve(),
         )
     # Threads the score script started must not keep a stopped server alive.
     logging.shutdown()

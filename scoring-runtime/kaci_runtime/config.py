@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kaci_runtime import __version__
+from kaci_runtime.tokens import b64url_decode
 
 DEFAULT_PORT = 5001
 # Azure's default scoring timeout: one hour.
@@ -84,6 +85,19 @@ class Config:
     config_file: str | None = None
     # Settings accepted for azmlinfsrv's sake that kaci does not act on: told in the log.
     warnings: tuple[str, ...] = ()
+    # AKS's front-end limits (KACI_MAX_CONCURRENT_REQUESTS, KACI_MAX_REQUEST_WAIT_MS): run()
+    # calls at once in this container, and the longest a request waits for one. None: no limit.
+    max_concurrent_requests: int | None = None
+    max_request_wait_ms: int | None = None
+    # Token auth (KACI_AUTH_TOKEN_KEY[_FILE], KACI_AUTH_TOKEN_AUDIENCE): the HS256 key and this
+    # service's audience; with a key set, only tokens are accepted, never keys.
+    token_key: bytes | None = field(default=None, repr=False)
+    token_audience: str = ""
+
+    @property
+    def limited(self) -> bool:
+        """Whether /score goes through the front-end queue (kaci_runtime.limits)."""
+        return self.max_concurrent_requests is not None or self.max_request_wait_ms is not None
 
 
 def _int(
@@ -127,6 +141,29 @@ def _key(environ: Mapping[str, str], which: str) -> str:
     return value
 
 
+def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
+    """A positive integer from the environment, or None when unset (no limit). Azure's
+    AksWebservice refuses zero and below for these settings: so does kaci."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    return _int(name, None, text, text, 1)
+
+
+def _token_key(environ: Mapping[str, str]) -> bytes | None:
+    """The token signing key: base64url text (the keys Secret's tokenSigningKey), decoded."""
+    text = _key(environ, "TOKEN")
+    if not text:
+        return None
+    try:
+        key = b64url_decode(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise ConfigError("KACI_AUTH_TOKEN_KEY must be base64url without padding") from None
+    if len(key) < 16:
+        raise ConfigError(f"KACI_AUTH_TOKEN_KEY is too short: {len(key)} bytes, at least 16")
+    return key
+
+
 class _Parser(argparse.ArgumentParser):
     """azmlinfsrv's answer to a bad command line: the error, its full help, exit code 1."""
 
@@ -153,7 +190,9 @@ def parser() -> argparse.ArgumentParser:
             "AZUREML_SOURCE_DIRECTORY, AZUREML_CONFIG_FILE, AML_CORS_ORIGINS, "
             "SEPERATE_HEALTH_ENDPOINT, HEALTH_PORT, SERVER_VERSION_LOG_RESPONSE_ENABLED; "
             "kaci's own: KACI_HOST, KACI_MAX_REQUEST_BYTES, KACI_AUTH_PRIMARY_KEY, "
-            "KACI_AUTH_SECONDARY_KEY (or *_KEY_FILE), KACI_FAST_JSON=0 (standard json.loads), "
+            "KACI_AUTH_SECONDARY_KEY (or *_KEY_FILE), KACI_AUTH_TOKEN_KEY (or _FILE) and "
+            "KACI_AUTH_TOKEN_AUDIENCE, KACI_MAX_CONCURRENT_REQUESTS, KACI_MAX_REQUEST_WAIT_MS, "
+            "KACI_FAST_JSON=0 (standard json.loads), "
             "KACI_ACCESS_LOG=1, "
             "KACI_GRACEFUL_TIMEOUT_S. Example: kaci-runtime --entry_script score.py "
             "--model_dir ./models --port 5001"
@@ -275,6 +314,15 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
     elif model_dir is None and file_settings.get("AZUREML_MODEL_DIR"):
         model_dir = file_settings["AZUREML_MODEL_DIR"]
     keys = tuple(k for k in (_key(environ, "PRIMARY"), _key(environ, "SECONDARY")) if k)
+    token_key = _token_key(environ)
+    token_audience = environ.get("KACI_AUTH_TOKEN_AUDIENCE", "").strip()
+    if token_key is not None:
+        if not token_audience:
+            raise ConfigError("KACI_AUTH_TOKEN_KEY is set but KACI_AUTH_TOKEN_AUDIENCE is not")
+        if keys:
+            # Azure: key auth and token auth are exclusive; the token key wins.
+            warnings.append("token auth is on: the auth keys are ignored (tokens only)")
+            keys = ()
 
     cors_text = args.access_control_allow_origins
     if cors_text is None:
@@ -357,5 +405,9 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         log_level=(setting("AZUREML_LOG_LEVEL") or "INFO").upper(),
         config_file=config_file,
         warnings=tuple(warnings),
+        max_concurrent_requests=_optional_int(environ, "KACI_MAX_CONCURRENT_REQUESTS"),
+        max_request_wait_ms=_optional_int(environ, "KACI_MAX_REQUEST_WAIT_MS"),
+        token_key=token_key,
+        token_audience=token_audience,
     )
     return config, exports

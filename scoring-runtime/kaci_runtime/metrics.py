@@ -15,9 +15,10 @@ import os
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
+    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
@@ -35,6 +36,20 @@ LATENCY = (
     "Time from a complete request to its response, by route.",
 )
 RUN = ("kaci_run_duration_seconds", "Time spent in the score script's run().")
+# What Azure's AKS autoscaler scales on (busy replicas): counted while the front-end limits
+# are on (KACI_MAX_CONCURRENT_REQUESTS / KACI_MAX_REQUEST_WAIT_MS, kaci_runtime.limits).
+IN_FLIGHT = (
+    "kaci_requests_in_flight",
+    "Scoring requests being run or waiting for a run() slot in this container.",
+)
+QUEUE_TIMEOUTS = (
+    "kaci_queue_timeouts",
+    "Scoring requests answered 503 after waiting longer than KACI_MAX_REQUEST_WAIT_MS.",
+)
+SCORING_TIMEOUTS = (
+    "kaci_scoring_timeouts",
+    "Scoring requests answered with the scoring timeout (SCORING_TIMEOUT_MS).",
+)
 
 
 class _Histogram:
@@ -77,7 +92,10 @@ class _Collector(Collector):
             latency.add_metric([route], hist.buckets(), hist.total)
         run = HistogramMetricFamily(*RUN)
         run.add_metric([], m.run.buckets(), m.run.total)
-        yield from (requests, errors, latency, run)
+        in_flight = GaugeMetricFamily(*IN_FLIGHT, value=m.in_flight)
+        queue_timeouts = CounterMetricFamily(*QUEUE_TIMEOUTS, value=m.queue_timeouts)
+        scoring_timeouts = CounterMetricFamily(*SCORING_TIMEOUTS, value=m.scoring_timeouts)
+        yield from (requests, errors, latency, run, in_flight, queue_timeouts, scoring_timeouts)
 
 
 class LocalMetrics:
@@ -89,6 +107,9 @@ class LocalMetrics:
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, _Histogram] = {}
         self.run = _Histogram()
+        self.in_flight = 0
+        self.queue_timeouts = 0
+        self.scoring_timeouts = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -102,6 +123,15 @@ class LocalMetrics:
 
     def observe_run(self, seconds: float) -> None:
         self.run.observe(seconds)
+
+    def add_in_flight(self, delta: int) -> None:
+        self.in_flight += delta
+
+    def queue_timeout(self) -> None:
+        self.queue_timeouts += 1
+
+    def scoring_timeout(self) -> None:
+        self.scoring_timeouts += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -118,6 +148,10 @@ class SharedMetrics:
         self.errors = Counter(*ERRORS, ["route", "code"], registry=self.registry)
         self.latency = Histogram(*LATENCY, ["route"], buckets=BUCKETS, registry=self.registry)
         self.run_latency = Histogram(*RUN, buckets=BUCKETS, registry=self.registry)
+        # livesum: the workers' values added up, a dead worker's left out.
+        self.in_flight = Gauge(*IN_FLIGHT, registry=self.registry, multiprocess_mode="livesum")
+        self.queue_timeouts = Counter(*QUEUE_TIMEOUTS, registry=self.registry)
+        self.scoring_timeouts = Counter(*SCORING_TIMEOUTS, registry=self.registry)
         self._children: dict[tuple[str, int], tuple[Counter, Counter | None, Histogram]] = {}
 
     def observe(self, route: str, code: int, seconds: float) -> None:
@@ -137,6 +171,15 @@ class SharedMetrics:
 
     def observe_run(self, seconds: float) -> None:
         self.run_latency.observe(seconds)
+
+    def add_in_flight(self, delta: int) -> None:
+        self.in_flight.inc(delta)
+
+    def queue_timeout(self) -> None:
+        self.queue_timeouts.inc()
+
+    def scoring_timeout(self) -> None:
+        self.scoring_timeouts.inc()
 
     def render(self) -> bytes:
         registry = CollectorRegistry()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Iterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ REASONS = {
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 STATUS_LINES = {code: f"HTTP/1.1 {code} {text}\r\n".encode() for code, text in REASONS.items()}
 
@@ -115,8 +117,10 @@ class Request:
 
 class HttpProtocol(asyncio.Protocol):
     __slots__ = (
+        "backlog",
         "body",
         "body_len",
+        "busy",
         "closing",
         "discard",
         "header_bytes",
@@ -147,6 +151,10 @@ class HttpProtocol(asyncio.Protocol):
         self.discard = False
         # Requests of this connection waiting for init() to finish (answered in order).
         self.held = 0
+        # A request of this connection waits in the run() queue (kaci_runtime.limits); the
+        # ones it sent after it wait in the backlog, to be answered in order.
+        self.busy = False
+        self.backlog: deque[Request] = deque()
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from kaci_runtime import amlapi
@@ -22,6 +23,10 @@ from kaci_runtime.requestids import request_ids
 from kaci_runtime.responder import HTML, JSON, METRICS_TYPE, RUN_OK, Responder
 from kaci_runtime.scoring import Scorer
 from kaci_runtime.swagger import Swagger, SwaggerError
+from kaci_runtime.tokens import TokenVerifier
+
+if TYPE_CHECKING:
+    from kaci_runtime.limits import Gate
 
 log = logging.getLogger("kaci_runtime")
 
@@ -31,6 +36,7 @@ NOT_FOUND = (
 )
 NOT_ALLOWED = "The method is not allowed for the requested URL."
 UNAUTHORIZED = "Unauthorized: send a valid key as 'Authorization: Bearer <key>'"
+UNAUTHORIZED_TOKEN = "Unauthorized: send a valid token as 'Authorization: Bearer <token>'"  # noqa: S105
 NOT_READY = "The scoring script is not ready yet: init() has not finished"
 ALLOW_GET = [b"allow: GET, HEAD, OPTIONS\r\n"]
 WWW_AUTHENTICATE = [b"www-authenticate: Bearer\r\n"]
@@ -58,9 +64,20 @@ class Router:
         self.metrics = metrics
         self.hold = hold
         self.auth_keys = [f"Bearer {k}".encode() for k in config.auth_keys]
+        # Token auth replaces key auth (config.py empties the keys when a token key is set).
+        self.tokens: TokenVerifier | None = None
+        self.unauthorized = UNAUTHORIZED
+        if config.token_key is not None:
+            self.tokens = TokenVerifier(config.token_key, config.token_audience)
+            self.unauthorized = UNAUTHORIZED_TOKEN
+        self.auth_required = bool(self.auth_keys) or self.tokens is not None
         # Set when init() succeeded.
         self.scorer: Scorer | None = None
         self.swagger: Swagger | None = None
+        # The run() queue when the front-end limits are on (kaci_runtime.limits).
+        self.gate: Gate | None = None
+        # /score's handler when no auth is asked: the scorer's, or the queue's.
+        self.direct: Callable[[HttpProtocol, Request], int | None] | None = None
         # Hold requests (False once init() is done or failed).
         self.holding = True
 
@@ -75,17 +92,17 @@ class Router:
         responder = self.responder
         ids, too_long = request_ids(req.watched, responder.ids)
         req.ids = ids
+        code: int | None
         if too_long is not None:
             code = 431
             route = "other"
             responder.error(conn, req, 431, too_long)
         elif path == b"/score":
             route = "/score"
-            scorer = self.scorer
-            if scorer is not None and not self.auth_keys:
-                code = scorer.score(conn, req)
-            else:
-                code = self.score(conn, req)
+            direct = self.direct
+            code = direct(conn, req) if direct is not None else self.score(conn, req)
+            if code is None:
+                return  # queued: the gate records it when it is answered
         elif path in _ROUTES_GET_ONLY:
             route = _ROUTES_GET_ONLY[path]
             code = self.get_route(conn, req, route)
@@ -109,15 +126,29 @@ class Router:
                 took * 1000,
             )
 
-    def score(self, conn: HttpProtocol, req: Request) -> int:
+    def ready(self, scorer: Scorer, swagger: Swagger, gate: Gate | None) -> None:
+        """init() is done: serve /score (through the gate when there is one)."""
+        self.scorer, self.swagger, self.gate = scorer, swagger, gate
+        if not self.auth_required:
+            self.direct = gate.submit if gate is not None else scorer.score
+        self.holding = False
+
+    def record(self, req: Request, code: int, took: float) -> None:
+        """A /score answer the gate wrote later: counted and logged as handle() does."""
+        self.metrics.observe("/score", code, took)
+        if self.config.access_log:
+            log.info("%s /score %d %.3fms", req.method.decode("latin-1"), code, took * 1000)
+
+    def score(self, conn: HttpProtocol, req: Request) -> int | None:
         scorer = self.scorer
         if scorer is None:
             self.responder.error(conn, req, 503, NOT_READY)
             return 503
-        if self.auth_keys and not self._authorized(req):
-            self.responder.error(conn, req, 401, UNAUTHORIZED, WWW_AUTHENTICATE)
+        if self.auth_required and not self._authorized(req):
+            self.responder.error(conn, req, 401, self.unauthorized, WWW_AUTHENTICATE)
             return 401
-        return scorer.score(conn, req)
+        gate = self.gate
+        return gate.submit(conn, req) if gate is not None else scorer.score(conn, req)
 
     def get_route(self, conn: HttpProtocol, req: Request, route: str) -> int:
         responder = self.responder
@@ -144,7 +175,7 @@ class Router:
             return 200
         # /swagger.json
         if not self._authorized(req):
-            responder.error(conn, req, 401, UNAUTHORIZED, WWW_AUTHENTICATE)
+            responder.error(conn, req, 401, self.unauthorized, WWW_AUTHENTICATE)
             return 401
         if self.swagger is None:
             responder.error(conn, req, 503, NOT_READY)
@@ -161,6 +192,9 @@ class Router:
         return 200
 
     def _authorized(self, req: Request) -> bool:
+        tokens = self.tokens
+        if tokens is not None:
+            return tokens.valid(req.watched[2], time.time())
         if not self.auth_keys:
             return True
         given = req.watched[2]

@@ -87,7 +87,9 @@ class Scorer:
             kwargs["request_headers"] = header_dict(headers)
         return kwargs
 
-    def score(self, conn: HttpProtocol, req: Request) -> int:
+    def prepare(self, conn: HttpProtocol, req: Request) -> tuple[bool, str, dict[str, Any]] | int:
+        """run()'s arguments: (fast, data, kwargs), `fast` meaning run(data); or the status
+        code of the answer already sent (a method run() does not take, a body it cannot)."""
         script = self.script
         responder = self.responder
         method = req.method
@@ -129,8 +131,15 @@ class Scorer:
                 return 200
             responder.error(conn, req, 405, "Method not allowed", ALLOW_SCORE)
             return 405
+        return fast, data, kwargs
 
-        run = script.run
+    def score(self, conn: HttpProtocol, req: Request) -> int:
+        """Prepare, run() right here on the loop thread under SIGALRM, answer."""
+        prepared = self.prepare(conn, req)
+        if type(prepared) is int:
+            return prepared
+        fast, data, kwargs = prepared  # type: ignore[misc]
+        run = self.script.run
         setitimer = signal.setitimer
         perf = time.perf_counter
         started = perf()
@@ -146,14 +155,24 @@ class Scorer:
                 self.config.scoring_timeout_ms,
                 traceback.format_exc(),
             )
-            message = f"Scoring timeout after {self.config.scoring_timeout_ms} ms"
-            responder.error(conn, req, 500, message, run_failed=True)
-            return 500
+            return self.timed_out(conn, req, 500)
         except BaseException:
             log.error("run() raised (request %s):\n%s", req.watched[3], traceback.format_exc())
-            responder.error(conn, req, 500, RUN_ERROR, run_failed=True)
+            self.responder.error(conn, req, 500, RUN_ERROR, run_failed=True)
             return 500
-        elapsed = perf() - started
+        return self.answer(conn, req, output, perf() - started)
+
+    def timed_out(self, conn: HttpProtocol, req: Request, code: int) -> int:
+        """The scoring timeout's answer: azmlinfsrv's message; 500 is azmlinfsrv's code, 504
+        AKS's front end's (kaci_runtime.limits)."""
+        self.metrics.scoring_timeout()
+        message = f"Scoring timeout after {self.config.scoring_timeout_ms} ms"
+        self.responder.error(conn, req, code, message, run_failed=True)
+        return code
+
+    def answer(self, conn: HttpProtocol, req: Request, output: Any, elapsed: float) -> int:
+        """run()'s return value as the response: JSON, or the response object it made."""
+        responder = self.responder
         self.metrics.observe_run(elapsed)
         timing = b"x-ms-run-fn-exec-ms: %.3f\r\n" % (elapsed * 1000)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from kaci_runtime import fastjson, legacyimports
 from kaci_runtime.config import Config
+from kaci_runtime.limits import Gate, Slots
 from kaci_runtime.metrics import Metrics
 from kaci_runtime.protocol import HttpProtocol, Request
 from kaci_runtime.responder import Responder
@@ -64,8 +65,11 @@ class Worker:
         socks: socket.socket | list[socket.socket],
         worker_id: int = 0,
         report_fd: int | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.config = config
+        # The container-wide run() count shared by the workers (cli.py), or None.
+        self.slots = slots
         self.report_fd = report_fd
         self.socks = socks if isinstance(socks, list) else [socks]
         self.worker_id = worker_id
@@ -73,8 +77,11 @@ class Worker:
         self.connections: set[HttpProtocol] = set()
         self.responder = Responder(config, self.metrics)
         self.router = Router(config, self.responder, self.metrics, self.hold)
-        # The protocol calls handle() (the router's) and respond_error() directly.
-        self.handle: Callable[[HttpProtocol, Request], None] = self.router.handle
+        # The protocol calls handle() (the router's) and respond_error() directly; with the
+        # front-end limits on, a connection's requests wait behind its queued one.
+        self.handle: Callable[[HttpProtocol, Request], None] = (
+            self._handle_in_order if config.limited else self.router.handle
+        )
         self.too_large_message = (
             f"The request body is larger than the limit of {config.max_request_bytes} bytes."
         )
@@ -88,6 +95,12 @@ class Worker:
     @property
     def ready(self) -> bool:
         return self.router.scorer is not None
+
+    def _handle_in_order(self, conn: HttpProtocol, req: Request) -> None:
+        if conn.busy:
+            conn.backlog.append(req)
+            return
+        self.router.handle(conn, req)
 
     def respond_error(
         self, conn: HttpProtocol, code: int, message: str, keep_alive: bool = True
@@ -175,9 +188,20 @@ class Worker:
                 conn.transport.resume_reading()
 
     def _init_done(self, scorer: Scorer, swagger: Swagger, mode: Mode, seconds: float) -> None:
-        self.router.scorer, self.router.swagger = scorer, swagger
-        self.router.holding = False
-        self._release_held(self.router.handle)
+        gate = None
+        if self.config.limited:
+            assert self.loop is not None
+            gate = Gate(
+                self.config,
+                scorer,
+                self.responder,
+                self.metrics,
+                self.loop,
+                self.router.record,
+                self.slots,
+            )
+        self.router.ready(scorer, swagger, gate)
+        self._release_held(self.handle)
         log.info(
             "worker %d (pid %d): init() done in %.2f s; run() gets the %s; ready",
             self.worker_id,
