@@ -48,6 +48,9 @@ log = logging.getLogger("kaci_runtime")
 OVERLOADED = "Too many requests for service {name} (overloaded)"
 # AKS's front end answers a scoring timeout with 504 (azmlinfsrv alone: 500).
 TIMEOUT_CODE = 504
+# The most runner threads one worker starts (KACI_MAX_CONCURRENT_REQUESTS above it still
+# holds as a cap; this worker just never runs more than this many at once).
+MAX_RUNNERS = 64
 
 # PyThreadState_SetAsyncExc(thread id, exception): raise it in that thread at its next
 # Python instruction; with NULL, take back one not raised yet. Two prototypes, one function.
@@ -126,8 +129,9 @@ class Gate:
         # Called with every answer (metrics by route and code, the access log).
         self.record = record
         self.slots = slots
-        # Without a cap each worker runs one run() at a time, as without limits.
-        self.capacity = config.max_concurrent_requests or 1
+        # Without a cap each worker runs one run() at a time, as without limits. Past
+        # MAX_RUNNERS threads in one process only take turns at the GIL: more workers then.
+        self.capacity = min(config.max_concurrent_requests or 1, MAX_RUNNERS)
         wait = config.max_request_wait_ms
         self.wait_s = None if wait is None else wait / 1000
         self.timeout_s = config.scoring_timeout_ms / 1000
