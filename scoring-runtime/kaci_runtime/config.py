@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kaci_runtime import __version__
+from kaci_runtime.capture import CaptureConfigError, CaptureSettings
+from kaci_runtime.capture import settings_from as capture_settings
 from kaci_runtime.tokens import b64url_decode
 
 DEFAULT_PORT = 5001
@@ -93,6 +95,8 @@ class Config:
     # service's audience; with a key set, only tokens are accepted, never keys.
     token_key: bytes | None = field(default=None, repr=False)
     token_audience: str = ""
+    # Request/response capture (Azure's collect_model_data; kaci_runtime.capture): None off.
+    capture: CaptureSettings | None = None
 
     @property
     def limited(self) -> bool:
@@ -148,6 +152,13 @@ def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
     if not text:
         return None
     return _int(name, None, text, text, 1)
+
+
+def _capture(environ: Mapping[str, str]) -> CaptureSettings | None:
+    try:
+        return capture_settings(environ)
+    except CaptureConfigError as ex:
+        raise ConfigError(str(ex)) from None
 
 
 def _token_key(environ: Mapping[str, str]) -> bytes | None:
@@ -409,5 +420,6 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config
         max_request_wait_ms=_optional_int(environ, "KACI_MAX_REQUEST_WAIT_MS"),
         token_key=token_key,
         token_audience=token_audience,
+        capture=_capture(environ),
     )
     return config, exports

@@ -51,6 +51,11 @@ SCORING_TIMEOUTS = (
     "Scoring requests answered with the scoring timeout (SCORING_TIMEOUT_MS).",
 )
 
+MODEL_DATA_DROPPED = (
+    "kaci_model_data_dropped",
+    "Captured model data records lost: the capture queue was full or the sink failed.",
+)
+
 
 class _Histogram:
     __slots__ = ("count", "counts", "total")
@@ -95,7 +100,9 @@ class _Collector(Collector):
         in_flight = GaugeMetricFamily(*IN_FLIGHT, value=m.in_flight)
         queue_timeouts = CounterMetricFamily(*QUEUE_TIMEOUTS, value=m.queue_timeouts)
         scoring_timeouts = CounterMetricFamily(*SCORING_TIMEOUTS, value=m.scoring_timeouts)
+        dropped = CounterMetricFamily(*MODEL_DATA_DROPPED, value=m.model_data_dropped)
         yield from (requests, errors, latency, run, in_flight, queue_timeouts, scoring_timeouts)
+        yield dropped
 
 
 class LocalMetrics:
@@ -110,6 +117,7 @@ class LocalMetrics:
         self.in_flight = 0
         self.queue_timeouts = 0
         self.scoring_timeouts = 0
+        self.model_data_dropped = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -133,6 +141,9 @@ class LocalMetrics:
     def scoring_timeout(self) -> None:
         self.scoring_timeouts += 1
 
+    def capture_dropped(self, n: int) -> None:
+        self.model_data_dropped += n
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -152,6 +163,7 @@ class SharedMetrics:
         self.in_flight = Gauge(*IN_FLIGHT, registry=self.registry, multiprocess_mode="livesum")
         self.queue_timeouts = Counter(*QUEUE_TIMEOUTS, registry=self.registry)
         self.scoring_timeouts = Counter(*SCORING_TIMEOUTS, registry=self.registry)
+        self.model_data_dropped = Counter(*MODEL_DATA_DROPPED, registry=self.registry)
         self._children: dict[tuple[str, int], tuple[Counter, Counter | None, Histogram]] = {}
 
     def observe(self, route: str, code: int, seconds: float) -> None:
@@ -180,6 +192,9 @@ class SharedMetrics:
 
     def scoring_timeout(self) -> None:
         self.scoring_timeouts.inc()
+
+    def capture_dropped(self, n: int) -> None:
+        self.model_data_dropped.inc(n)
 
     def render(self) -> bytes:
         registry = CollectorRegistry()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from kaci_runtime import fastjson
+from kaci_runtime import capture, fastjson
 from kaci_runtime.config import Config
 from kaci_runtime.metrics import LocalMetrics, SharedMetrics
 from kaci_runtime.protocol import HttpProtocol, Request
@@ -185,5 +185,21 @@ class Scorer:
                 responder.error(conn, req, 500, INTERNAL_ERROR)
                 return 500
             responder.send(conn, req, 200, JSON, body, [RUN_OK, timing], req.keep_alive)
+            taking = capture.active()
+            if taking is not None:
+                taking.request(request_id(req), req.body, body)
             return 200
-        return responder.user_response(conn, req, output, timing)
+        code = responder.user_response(conn, req, output, timing)
+        taking = capture.active()
+        if taking is not None:
+            taking.request(request_id(req), req.body, bytes(output.get_data()))
+        return code
+
+
+def request_id(req: Request) -> str:
+    """The x-request-id the answer carried (the router set req.ids), else the client's."""
+    ids = req.ids
+    if ids and ids[0] == b"x-request-id: ":
+        return ids[1].decode("latin-1")
+    given = req.watched[3]
+    return given.decode("latin-1") if given else ""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kaci_runtime import fastjson, legacyimports
+from kaci_runtime import capture, fastjson, legacyimports
 from kaci_runtime.config import Config
 from kaci_runtime.limits import Gate, Slots
 from kaci_runtime.metrics import Metrics
@@ -122,11 +122,21 @@ class Worker:
                     loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=2048)
                 )
             )
+        if self.config.capture is not None:
+            # In each worker (threads do not cross a fork), before init(): a
+            # ModelDataCollector made in init() writes to the same sink.
+            capture.activate(
+                capture.Capture(self.config.capture, on_drop=self.metrics.capture_dropped)
+            )
         threading.Thread(target=self._init_thread, name="kaci-init", daemon=True).start()
         try:
             loop.run_forever()
         finally:
             loop.close()
+            taken = capture.active()
+            if taken is not None:
+                taken.close()  # what is queued is written before the process exits
+                capture.activate(None)
         return self.exit_code
 
     def _init_thread(self) -> None:
