@@ -4,6 +4,8 @@ Servers (one worker each, all pinned to CPU 1 with taskset; wrk on CPU 0):
   kaci        kaci-runtime serving bench/runtime/score.py (the Azure tutorial's script)
   kaci-stdjson  the same with KACI_FAST_JSON=0 (the standard json.loads)
   kaci-aks    the same with AKS's front-end limits at Azure's defaults (opt-in: BENCH_SERVERS)
+  kaci-capture  the same capturing every request and answer to a folder (collect_model_data;
+                opt-in: BENCH_SERVERS)
   kaci-baseline kaci-runtime from another source tree (BENCH_KACI_BASELINE=<folder holding
                 kaci_runtime/>, e.g. an older commit's scoring-runtime/ from `git archive`),
                 to compare a change with what it changed, in the same run
@@ -32,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,67 +195,41 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
                 {**azure_env, "PYTHONPATH": str(Path(baseline).resolve())},
             )
         )
+
+    def kaci(name: str, env: dict[str, str]) -> Server:
+        return Server(
+            name,
+            "azure",
+            "/score",
+            lambda port: [
+                str(ROOT / ".venv/bin/kaci-runtime"),
+                "--entry_script",
+                str(app / "score.py"),
+                "--model_dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            lambda out: list(out),
+            app,
+            {**azure_env, **env},
+        )
+
+    captured = Path(tempfile.mkdtemp(prefix="kaci-bench-model-data-"))
     return [
         *extra,
-        Server(
-            "kaci",
-            "azure",
-            "/score",
-            lambda port: [
-                str(ROOT / ".venv/bin/kaci-runtime"),
-                "--entry_script",
-                str(app / "score.py"),
-                "--model_dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            lambda out: list(out),
-            app,
-            azure_env,
-        ),
-        Server(
-            # The same, with the standard json.loads: what the HTTP server alone adds.
-            "kaci-stdjson",
-            "azure",
-            "/score",
-            lambda port: [
-                str(ROOT / ".venv/bin/kaci-runtime"),
-                "--entry_script",
-                str(app / "score.py"),
-                "--model_dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            lambda out: list(out),
-            app,
-            {**azure_env, "KACI_FAST_JSON": "0"},
-        ),
-        Server(
-            # AKS's front-end limits at Azure's defaults (1 run() at once, 500 ms queue wait):
-            # run() on a runner thread, the loop answering (kaci_runtime.limits).
-            "kaci-aks",
-            "azure",
-            "/score",
-            lambda port: [
-                str(ROOT / ".venv/bin/kaci-runtime"),
-                "--entry_script",
-                str(app / "score.py"),
-                "--model_dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            lambda out: list(out),
-            app,
-            {**azure_env, "KACI_MAX_CONCURRENT_REQUESTS": "1", "KACI_MAX_REQUEST_WAIT_MS": "500"},
+        kaci("kaci", {}),
+        # The standard json.loads: what the HTTP server alone adds.
+        kaci("kaci-stdjson", {"KACI_FAST_JSON": "0"}),
+        # AKS's front-end limits at Azure's defaults (1 run() at once, 500 ms queue wait):
+        # run() on a runner thread, the loop answering (kaci_runtime.limits).
+        kaci("kaci-aks", {"KACI_MAX_CONCURRENT_REQUESTS": "1", "KACI_MAX_REQUEST_WAIT_MS": "500"}),
+        # Every request and answer captured (collect_model_data) into a folder, as on a PVC.
+        kaci(
+            "kaci-capture",
+            {"KACI_MODEL_DATA_CAPTURE": "true", "KACI_MODEL_DATA_DIR": str(captured)},
         ),
         Server(
             "azureml",

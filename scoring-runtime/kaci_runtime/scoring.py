@@ -192,7 +192,7 @@ class Scorer:
         code = responder.user_response(conn, req, output, timing)
         taking = capture.active()
         if taking is not None:
-            taking.request(request_id(req), req.body, bytes(output.get_data()))
+            taking.request(request_id(req), req.body, bytes(output.get_data()), False)
         return code
 
 

@@ -89,7 +89,7 @@ def test_a_request_makes_an_inputs_and_a_predictions_record_with_one_correlation
     records = [json.loads(line) for _, line in kept.lines]
     assert [r["$aml_dc_designation"] for r in records] == ["inputs", "predictions"]
     assert {r["$aml_dc_correlation_id"] for r in records} == {"rid-1"}
-    assert records[0]["data"] == {"data": [[1, 2]]}
+    assert records[0]["data"] == '{"data": [[1, 2]]}'  # the body as the client sent it
     assert records[1]["data"] == [3]
     assert records[0]["$aml_service_name"] == "svc"
     assert "$aml_dc_scoring_timestamp" in records[0]
@@ -98,13 +98,48 @@ def test_a_request_makes_an_inputs_and_a_predictions_record_with_one_correlation
 def test_a_large_payload_is_cut_and_marked() -> None:
     kept = Kept()
     cap = Capture(CaptureSettings(max_record_bytes=300), sink=kept)
-    cap.request("r", b'{"data": "' + b"x" * 1000 + b'"}', b"not json")
+    cap.request("r", b'{"data": "' + b"x" * 1000 + b'"}', b"not json", answer_is_json=False)
     cap.close()
     inputs, predictions = (json.loads(line) for _, line in kept.lines)
     assert inputs["truncated"] is True
     assert len(inputs["data"]) == 300
     assert predictions["data"] == "not json"  # text when it is not JSON
     assert "truncated" not in predictions
+
+
+def test_answers_are_spliced_as_json_on_one_line_and_bodies_kept_as_text() -> None:
+    kept = Kept()
+    cap = Capture(CaptureSettings(), sink=kept)
+    cap.request("r", b'{"data": [[1, 2]]}', b'{\n  "answer": [3,\r\n 4]\n}')
+    cap.request("s", b'{"data": [1,', b'{"message": "bad"}')
+    cap.close()
+    lines = [line for _, line in kept.lines]
+    assert all(b"\n" not in line and b"\r" not in line for line in lines)
+    records = [json.loads(line) for line in lines]
+    assert records[1]["data"] == {"answer": [3, 4]}
+    assert records[2]["data"] == '{"data": [1,'  # not JSON: the same, its text
+
+
+def test_the_queue_is_bounded_by_bytes() -> None:
+    from kaci_runtime import capture as module
+
+    class Stuck:
+        def __init__(self) -> None:
+            self.go = threading.Event()
+
+        def write(self, lines: list[tuple[str, bytes]]) -> None:
+            self.go.wait(10)
+
+    stuck = Stuck()
+    dropped: list[int] = []
+    cap = Capture(CaptureSettings(), sink=stuck, on_drop=dropped.append)
+    big = b"[" + b"1," * (1 << 20) + b"1]"  # 2 MiB
+    for i in range(2 + module.QUEUE_BYTES // len(big) + 5):
+        cap.request(f"r{i}", big, b"[1]")
+    assert sum(dropped) >= 2 * 4  # the requests beyond the byte budget, two records each
+    assert cap.queued_bytes <= module.QUEUE_BYTES
+    stuck.go.set()
+    cap.close()
 
 
 def test_a_failing_sink_loses_records_counted_never_the_request() -> None:
@@ -192,7 +227,7 @@ def test_the_server_captures_to_a_folder_in_azures_partitioning(
 
     got = eventually(records, 7)  # 2 x (inputs + predictions) + 3 signals rows
     by = {(r["$aml_dc_designation"], r.get("$aml_dc_correlation_id")): r for r in got}
-    assert by[("inputs", "req-a")]["data"] == {"data": [[1, 2], [3, 4]]}
+    assert json.loads(by[("inputs", "req-a")]["data"]) == {"data": [[1, 2], [3, 4]]}
     assert by[("predictions", "req-a")]["data"] == [3, 7]
     assert by[("predictions", "req-b")]["data"] == [11]
     signals = [r for r in got if r["$aml_dc_designation"] == "signals"]
