@@ -26,10 +26,12 @@ import pytest
 BASE_IMAGE = "127.0.0.1:5000/kaci/python:3.11"
 INGRESS_URL = "http://127.0.0.1:8080"
 INGRESS_CLASS = "kaci-local"
-# The annotation the operator's Ingresses carry on this cluster (hack/README.md):
-# Traefik's middleware defined in hack/manifests/addons/traefik.yaml.
-REWRITE_ANNOTATION = {
-    "traefik.ingress.kubernetes.io/router.middlewares": "kaci-service-prefix@file"
+# The shape of the operator's Ingresses (hack/README.md): ingress-nginx's regex path
+# and rewrite-target, which ingress-nginx serves as they are; on this cluster's
+# Traefik the regex routes and the entry points' middleware does the rewrite.
+REWRITE_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/use-regex": "true",
+    "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
 }
 Kubectl = Callable[..., str]
 
@@ -198,7 +200,7 @@ def routed_service(make_namespace: Any, kubectl: Kubectl) -> str:
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
-            "metadata": {"name": "echo", "annotations": REWRITE_ANNOTATION},
+            "metadata": {"name": "echo", "annotations": REWRITE_ANNOTATIONS},
             "spec": {
                 "ingressClassName": INGRESS_CLASS,
                 "rules": [
@@ -206,8 +208,8 @@ def routed_service(make_namespace: Any, kubectl: Kubectl) -> str:
                         "http": {
                             "paths": [
                                 {
-                                    "path": f"/api/v1/service/{name}",
-                                    "pathType": "Prefix",
+                                    "path": f"/api/v1/service/{name}(/|$)(.*)",
+                                    "pathType": "ImplementationSpecific",
                                     "backend": {
                                         "service": {"name": "echo", "port": {"number": 80}}
                                     },
