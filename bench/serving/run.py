@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ def replica_sweep(ns: str, body_file: Path, seconds: float) -> list[dict[str, An
         )  # fmt: skip
         wait_replicas(ns, n)
         url = cluster_ip_url(ns)
-        wait_until(lambda u=url: _ok(lambda: check_answer(u, body_file.read_bytes())), url, 60)
+        wait_until(partial(answers, url, body_file.read_bytes()), url, 120, 1)
         wrk(url, body_file, 8, 3)  # warm-up: connections, caches
         res = wrk(url, body_file, 8, seconds)
         print(f"  {n} replica(s): {res['rps']:.0f} req/s, p99 {res['p99_ms']:.1f} ms", flush=True)
@@ -277,7 +278,7 @@ def ingress_vs_cluster_ip(ns: str, body_file: Path, seconds: float) -> dict[str,
     direct = cluster_ip_url(ns)
     body = body_file.read_bytes()
     for url in (direct, uri):
-        wait_until(lambda u=url: _ok_any(lambda: check_answer(u, body)), url, 120, 1)
+        wait_until(partial(answers, url, body), url, 120, 1)
     out: dict[str, Any] = {"scoringUri": uri, "clusterIP": direct, "connections": 1}
     # Interleaved, twice each, so a change in background load hits both alike.
     runs: dict[str, list[dict[str, float]]] = {"clusterIP": [], "ingress": []}
@@ -298,10 +299,12 @@ def ingress_vs_cluster_ip(ns: str, body_file: Path, seconds: float) -> dict[str,
     return out
 
 
-def _ok_any(fn: Callable[[], Any]) -> bool:
+def answers(url: str, body: bytes) -> bool:
+    """True once url gives the 5 predictions (False while not routed yet: 404,
+    connection refused, a replica still starting)."""
     try:
-        fn()
-    except Exception:  # not routed yet (404), connection refused: keep waiting
+        check_answer(url, body)
+    except Exception:
         return False
     return True
 

@@ -182,7 +182,7 @@ def wait_routed(url: str, timeout_s: float = 120) -> tuple[int, bytes]:
 def routed_service(make_namespace: Any, kubectl: Kubectl) -> str:
     """An echo Pod behind a Service and an Ingress of class kaci-local on Azure's AKS
     path for a service named like the namespace; returns that name."""
-    name = make_namespace(f"t-add-ingress-{secrets.token_hex(3)}")
+    name: str = make_namespace(f"t-add-ingress-{secrets.token_hex(3)}")
     ready_echo(kubectl, name, "echo")
     apply_json(
         kubectl,
