@@ -105,11 +105,19 @@ MODELS_DIR: Final = f"{APP_DIR}/azureml-models"
 # The keys Secret's data keys.
 PRIMARY_KEY: Final = "primaryKey"
 SECONDARY_KEY: Final = "secondaryKey"
+# Token auth (tokenAuthEnabled): the HS256 key tokens are signed with, in the keys
+# Secret; made once by the operator and kept.
+TOKEN_SIGNING_KEY: Final = "tokenSigningKey"  # noqa: S105 (a data key name)
 
 
 def keys_secret_name(webservice: str) -> str:
     """The Secret holding a Webservice's keys (authEnabled)."""
     return f"{webservice}-keys"
+
+
+def token_audience(namespace: str, webservice: str) -> str:
+    """A token's `aud`: the one Webservice it is good for."""
+    return f"{namespace}/{webservice}"
 
 
 def keys_hash(keys: dict[str, str] | None) -> str:
