@@ -58,11 +58,8 @@ TEMPLATE_HASH_ANNOTATION: Final = f"{GROUP}/template-hash"
 # On every child the operator applies: a hash of what it applied, so a pass compares
 # its desired object with the observed one and skips an unchanged apply.
 DESIRED_HASH_ANNOTATION: Final = f"{GROUP}/desired-hash"
-# On a Webservice the SDK deployed: Azure's compute type (ACI or AKS), and an AKS
-# deployment configuration's settings the Webservice spec has no field for yet (JSON;
-# replicas, autoscale, probes, timeouts: the operator side is issue #16).
+# On a Webservice the SDK deployed: Azure's compute type (ACI or AKS).
 COMPUTE_TYPE_ANNOTATION: Final = f"{GROUP}/compute-type"
-AKS_CONFIG_ANNOTATION: Final = f"{GROUP}/aks-deployment-config"
 
 # Condition types.
 READY: Final = "Ready"
