@@ -53,6 +53,7 @@ def pod_template(
             env.append(
                 {"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             )
+    env.extend(aks.runtime_env(dc, name, namespace))
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
