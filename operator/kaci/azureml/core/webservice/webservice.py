@@ -709,12 +709,17 @@ class Webservice:
 
 
 def _specialize(svc: Webservice, obj: Obj) -> None:
-    """Webservice(ws, name) is an AksWebservice when it was deployed with an AKS config."""
+    """Webservice(ws, name) is an AksWebservice when it was deployed with an AKS config,
+    or takes tokens (only AKS services do, in Azure)."""
     from kaci.azureml.core.webservice.aci import AciWebservice
     from kaci.azureml.core.webservice.aks import AksWebservice
 
     annotations = obj.get("metadata", {}).get("annotations") or {}
-    if type(svc) is AciWebservice and annotations.get(api.COMPUTE_TYPE_ANNOTATION) == "AKS":
+    token_auth = bool(
+        ((obj.get("spec") or {}).get("deploymentConfig") or {}).get("tokenAuthEnabled")
+    )
+    aks = annotations.get(api.COMPUTE_TYPE_ANNOTATION) == "AKS" or token_auth
+    if type(svc) is AciWebservice and aks:
         svc.__class__ = AksWebservice  # type: ignore[assignment]
 
 
