@@ -282,6 +282,7 @@ def _crd(
     status: Schema,
     columns: list[Schema],
     root_rules: list[dict[str, str]] | None = None,
+    scale: Schema | None = None,
 ) -> Schema:
     root: Schema = {
         "type": "object",
@@ -319,7 +320,7 @@ def _crd(
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": scale} if scale else {})},
                     "additionalPrinterColumns": [
                         *columns,
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
