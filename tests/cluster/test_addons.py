@@ -124,6 +124,12 @@ def memory_bytes(quantity: str) -> int:
 def test_metrics_api_answers_for_a_pod(make_namespace: Any, kubectl: Kubectl) -> None:
     """metrics.k8s.io (aggregated, served by metrics-server scraping the kubelet) has
     the test Pod's usage; `kubectl top pod` prints it."""
+    registered = kubectl("get", "apiservice", "--ignore-not-found", "-o", "name")
+    assert "apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io" in registered.split(), (
+        "metrics.k8s.io is not registered: hack/addons.sh registers it only when kube-apiserver "
+        "runs with the aggregation layer (hack/cluster.sh's --requestheader-*/--proxy-client-* "
+        "flags); restart it: kill $(cat .cluster/run/kube-apiserver.pid); hack/cluster.sh up"
+    )
     service = kubectl("get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "json")
     available = [
         c for c in json.loads(service)["status"].get("conditions", []) if c["type"] == "Available"
