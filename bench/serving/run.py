@@ -311,7 +311,11 @@ def answers(url: str, body: bytes) -> bool:
 
 def hpa_reaction(ns: str, body_file: Path, max_load_s: float) -> dict[str, Any]:
     if not metrics_api_available():
-        return {"measured": False, "why": "metrics.k8s.io is not available (no metrics-server)"}
+        return {
+            "measured": False,
+            "why": "metrics.k8s.io is not Available (no metrics-server, or an apiserver "
+            "without the aggregation layer)",
+        }
     autoscale = {
         "enabled": True,
         "minReplicas": 1,
@@ -430,14 +434,20 @@ def table(r: dict[str, Any]) -> str:
     if ing:
         lines += [
             "",
-            "| path (1 replica, 1 connection) | req/s | p50 ms | p99 ms |",
-            "|---|---:|---:|---:|",
+            "| path (1 replica, 1 connection) | req/s | mean ms | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|",
         ]
         for key in ("clusterIP", "ingress"):
             v = ing[key]
-            lines.append(f"| {key} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} |")
+            # One connection: the mean latency is the inverse of the rate.
+            lines.append(
+                f"| {key} | {v['rps']:,.0f} | {1000 / v['rps']:.2f} | {v['p50_ms']:.2f} "
+                f"| {v['p99_ms']:.2f} |"
+            )
+        added_mean = 1000 / ing["ingress"]["rps"] - 1000 / ing["clusterIP"]["rps"]
         lines.append(
-            f"| added by the Ingress | | {ing['added_p50_ms']:+.2f} | {ing['added_p99_ms']:+.2f} |"
+            f"| added by the Ingress | | {added_mean:+.2f} | {ing['added_p50_ms']:+.2f} "
+            f"| {ing['added_p99_ms']:+.2f} |"
         )
     hpa = r.get("hpa", {})
     lines.append("")
