@@ -132,10 +132,18 @@ up_metrics_server() {
 up_traefik() {
   local ref; ref="$(image traefik "$TRAEFIK_VERSION" \
     "$(cached_or_build traefik "$TRAEFIK_VERSION" traefik_bin)")"
+  # Right after `down` the namespace may still be terminating, and an apply into it
+  # is refused: wait until it is gone.
+  wait_for "namespace kaci-ingress not terminating" 180 ns_not_terminating kaci-ingress \
+    || die "namespace kaci-ingress still terminating after 180 s (kubectl get ns kaci-ingress -o yaml)"
   # The static configuration is read once at start: a changed manifest rolls the Pod.
   substitute "$MANIFESTS/traefik.yaml" "IMAGE=$ref" \
     "CONFIG_HASH=$(sha256sum "$MANIFESTS/traefik.yaml" | cut -c1-12)" | kubectl_ apply -f - >/dev/null
   log "traefik: $ref"
+}
+
+ns_not_terminating() {
+  [ -z "$(kubectl_ get namespace "$1" --ignore-not-found -o jsonpath='{.metadata.deletionTimestamp}')" ]
 }
 
 metrics_api_ok() {
