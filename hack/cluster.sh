@@ -457,7 +457,7 @@ cmd_status() {
     if pid="$(pid_of "$name")"; then echo "running  $name (pid $pid)"; else echo "stopped  $name (stale pid file)"; fi
   done
   [ -s "$CLUSTER_DIR/kubeconfig" ] && kubectl_ get nodes -o wide 2>/dev/null || true
-  if [ "${KACI_ADDONS:-1}" != 0 ] && pid_of kube-apiserver >/dev/null; then "$ROOT/hack/addons.sh" status; fi
+  if [ "${KACI_ADDONS:-1}" != 0 ] && curl_api /readyz >/dev/null; then "$ROOT/hack/addons.sh" status; fi
   if docker_ok; then
     echo "docker   $(docker version --format '{{.Server.Version}}') on /var/run/docker.sock"
   else
