@@ -7,7 +7,7 @@ export KUBECONFIG := $(ROOT)/.cluster/kubeconfig
 export PATH := $(ROOT)/.cluster/bin:$(VENV)/bin:$(PATH)
 CLUSTER ?= local
 
-.PHONY: help deps venv lint cluster cluster-down base-images test test-unit test-component test-cluster demo bench-runtime bench-deploy bench-scale clean
+.PHONY: help deps venv lint cluster cluster-down base-images test test-unit test-component test-cluster demo bench-runtime bench-deploy bench-scale bench-serving clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -59,6 +59,9 @@ bench-runtime: venv ## scoring runtime vs azureml-inference-server-http, MLServe
 
 bench-deploy: venv cluster ## seconds from kubectl apply to Ready, the three options, cold and warm (local cluster)
 	$(PY) bench/deploy/run.py
+
+bench-serving: venv ## AKS serving: 1/2/4 replicas (req/s, p99), the HPA's reaction, Ingress vs ClusterIP (local cluster)
+	$(PY) bench/serving/run.py
 
 bench-scale: venv ## operator: converge 10/50/100 Webservices and 1,000 Models; its RSS and CPU (local cluster)
 	$(PY) bench/scale/run.py

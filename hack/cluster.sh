@@ -7,6 +7,7 @@
 #   hack/cluster.sh down      stop everything this folder's .cluster/ started, by PID
 #   hack/cluster.sh down k8s  the same, but leave Docker and the registry running
 #   hack/cluster.sh status    what runs
+# KACI_ADDONS=0: no metrics-server and no ingress controller (hack/addons.sh).
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -229,6 +230,13 @@ up_apiserver() {
       --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
       --kubelet-certificate-authority="$PKI/ca.crt" \
       --kubelet-preferred-address-types=InternalIP \
+      --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
+      --requestheader-allowed-names=front-proxy-client \
+      --requestheader-username-headers=X-Remote-User \
+      --requestheader-group-headers=X-Remote-Group \
+      --requestheader-extra-headers-prefix=X-Remote-Extra- \
+      --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+      --proxy-client-key-file="$PKI/front-proxy-client.key" \
       --service-account-issuer=https://kubernetes.default.svc.cluster.local \
       --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
       --audit-policy-file="$ROOT/hack/manifests/audit-policy.yaml" \
@@ -420,6 +428,8 @@ cmd_up() {
   up_coredns
   wait_node_ready
   check_alive
+  # metrics-server and the ingress controller run as Pods: after the node is Ready.
+  [ "${KACI_ADDONS:-1}" = 0 ] || "$ROOT/hack/addons.sh" up
   log "cluster up in $(( $(date +%s) - t0 )) s: KUBECONFIG=$CLUSTER_DIR/kubeconfig (context kaci-local)"
   cmd_status
 }
@@ -447,6 +457,7 @@ cmd_status() {
     if pid="$(pid_of "$name")"; then echo "running  $name (pid $pid)"; else echo "stopped  $name (stale pid file)"; fi
   done
   [ -s "$CLUSTER_DIR/kubeconfig" ] && kubectl_ get nodes -o wide 2>/dev/null || true
+  if [ "${KACI_ADDONS:-1}" != 0 ] && curl_api /readyz >/dev/null; then "$ROOT/hack/addons.sh" status; fi
   if docker_ok; then
     echo "docker   $(docker version --format '{{.Server.Version}}') on /var/run/docker.sock"
   else
@@ -478,7 +489,9 @@ stop_k8s() {
 case "${1:-}" in up|docker|down) take_lock ;; esac
 case "${1:-}" in
   docker) cmd_docker ;;
-  binaries) build_k8s; install_kubectl_helm; build_coredns ;;
+  binaries)
+    build_k8s; install_kubectl_helm; build_coredns
+    [ "${KACI_ADDONS:-1}" = 0 ] || "$ROOT/hack/addons.sh" binaries ;;
   up) cmd_up ;;
   down) cmd_down "${2:-}" ;;
   status) cmd_status ;;

@@ -21,7 +21,8 @@ if [ ! -s ca.crt ]; then
     -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
 fi
 
-# cert NAME SUBJECT EXTKEYUSAGE [SANS]: a key and a certificate signed by the CA.
+# cert NAME SUBJECT EXTKEYUSAGE [SANS]: a key and a certificate signed by the CA
+# (by the CA named in $SIGNER instead, when set).
 cert() {
   local name="$1" subj="$2" eku="$3" sans="${4:-}"
   [ -s "$name.crt" ] && return 0
@@ -34,7 +35,8 @@ cert() {
     [ -n "$sans" ] && echo "subjectAltName=$sans"
   } >"$ext"
   openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subj" 2>/dev/null
-  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+  local ca="${SIGNER:-ca}"
+  openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
     -out "$name.crt" -days "$DAYS" -extfile "$ext" 2>/dev/null
   rm -f "$name.csr" "$ext"
 }
@@ -49,6 +51,21 @@ cert kubelet-client "/O=system:nodes/CN=system:node:$NODE" clientAuth
 cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE" serverAuth "IP:127.0.0.1,IP:$NODE_IP,DNS:$NODE,DNS:localhost"
 cert kube-proxy "/CN=system:kube-proxy" clientAuth
 cert coredns "/CN=kaci:coredns" clientAuth
+# The aggregation layer (metrics-server's metrics.k8s.io): the apiserver proxies to
+# an extension apiserver with this client cert, which trusts the X-Remote-User
+# headers only from a cert of this separate CA (a cluster client cert must not be
+# able to claim any user in a header).
+if [ ! -s front-proxy-ca.crt ]; then
+  log "pki: front-proxy CA (aggregation layer)"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt -days "$DAYS" \
+    -subj "/CN=kaci-local-front-proxy-ca" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+fi
+SIGNER=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" clientAuth
+# metrics-server's serving cert: the APIService pins the cluster CA (caBundle)
+# instead of skipping TLS verification.
+cert metrics-server "/CN=metrics-server.kube-system.svc" serverAuth \
+  "DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system.svc.cluster.local"
 if [ ! -s sa.key ]; then
   log "pki: service-account key pair"
   openssl genrsa -out sa.key 2048 2>/dev/null

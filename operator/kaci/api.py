@@ -58,11 +58,8 @@ TEMPLATE_HASH_ANNOTATION: Final = f"{GROUP}/template-hash"
 # On every child the operator applies: a hash of what it applied, so a pass compares
 # its desired object with the observed one and skips an unchanged apply.
 DESIRED_HASH_ANNOTATION: Final = f"{GROUP}/desired-hash"
-# On a Webservice the SDK deployed: Azure's compute type (ACI or AKS), and an AKS
-# deployment configuration's settings the Webservice spec has no field for yet (JSON;
-# replicas, autoscale, probes, timeouts: the operator side is issue #16).
+# On a Webservice the SDK deployed: Azure's compute type (ACI or AKS).
 COMPUTE_TYPE_ANNOTATION: Final = f"{GROUP}/compute-type"
-AKS_CONFIG_ANNOTATION: Final = f"{GROUP}/aks-deployment-config"
 
 # Condition types.
 READY: Final = "Ready"
@@ -105,11 +102,19 @@ MODELS_DIR: Final = f"{APP_DIR}/azureml-models"
 # The keys Secret's data keys.
 PRIMARY_KEY: Final = "primaryKey"
 SECONDARY_KEY: Final = "secondaryKey"
+# Token auth (tokenAuthEnabled): the HS256 key tokens are signed with, in the keys
+# Secret; made once by the operator and kept.
+TOKEN_SIGNING_KEY: Final = "tokenSigningKey"  # noqa: S105 (a data key name)
 
 
 def keys_secret_name(webservice: str) -> str:
     """The Secret holding a Webservice's keys (authEnabled)."""
     return f"{webservice}-keys"
+
+
+def token_audience(namespace: str, webservice: str) -> str:
+    """A token's `aud`: the one Webservice it is good for."""
+    return f"{namespace}/{webservice}"
 
 
 def keys_hash(keys: dict[str, str] | None) -> str:

@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     # Cluster DNS suffix used in scoringUri.
     cluster_domain: str = "cluster.local"
 
+    # The Ingress of a Webservice with ingress.enabled (AKS serving, issue #16): its
+    # IngressClass (None: the cluster's default class), host rule (None: any host), TLS
+    # Secret in the Webservice's namespace (None: plain HTTP), and the base URL its
+    # status.scoringUri starts with (None: http(s)://<host>; with neither, cluster DNS).
+    ingress_class: str | None = None
+    ingress_host: str | None = None
+    ingress_tls_secret: str | None = None
+    ingress_base_url: str | None = None
+    # Address in the scoringUri of a NodePort Webservice; None: a node's ExternalIP,
+    # else its InternalIP (read from the nodes).
+    node_address: str | None = None
+
     # kopf peering (`--peering` / `--priority` win over these): the name of the peering
     # object (a ClusterKopfPeering when watching all namespaces, a KopfPeering in each
     # watched namespace otherwise); None runs standalone, as one lone operator.

@@ -127,6 +127,7 @@ def test_parser_covers_every_command() -> None:
         ["webservice", "keys", "svc"],
         ["webservice", "regen-key", "svc", "--key", "Primary"],
         ["ws", "delete", "svc"],
+        ["service", "get-token", "svc"],
     ):
         args = p.parse_args(["-o", "json", *argv])
         assert callable(args.func), argv

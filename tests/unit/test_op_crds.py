@@ -39,7 +39,9 @@ def test_names_and_columns() -> None:
         assert spec["names"]["categories"] == ["kaci"]
         (version,) = spec["versions"]
         assert version["name"] == "v1alpha1"
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"]["status"] == {}
+        # Only a Webservice scales (`kubectl scale webservice/x`): its fixed replica count.
+        assert ("scale" in version["subresources"]) == (kind == "Webservice")
         names = [c["name"] for c in version["additionalPrinterColumns"]]
         assert names == [*cols, "Age"] or names[: len(cols)] == cols
 

@@ -155,6 +155,12 @@ class SimEdges:
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("no applies in these scenarios")
 
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        raise AssertionError("no deletes in these scenarios")
+
+    def node_address(self) -> str | None:
+        return None
+
     def event(self, body: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
         pass
 

@@ -43,6 +43,12 @@ class Recorder:
         self.calls.append(("apply", manifest["kind"]))
         return manifest
 
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.calls.append(("delete", kind))
+
+    def node_address(self) -> str | None:
+        return "192.0.2.7"
+
     def event(self, body: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
         self.calls.append(("event", reason))
 

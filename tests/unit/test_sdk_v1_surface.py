@@ -72,6 +72,16 @@ class FakeKube:
         obj["metadata"].setdefault("annotations", {}).update(annotations)
         return obj
 
+    def replace_spec(self, plural: str, current: Obj, body: Obj) -> Obj:
+        obj = json.loads(json.dumps(current))
+        obj["spec"] = json.loads(json.dumps(body["spec"]))
+        obj["metadata"]["annotations"] = dict(body["metadata"].get("annotations") or {})
+        self.objects[(plural, obj["metadata"]["name"])] = obj
+        return obj
+
+    def read_secret(self, name: str) -> Obj:
+        return self.objects[("secrets", name)]
+
     def delete_and_wait(
         self, plural: str, name: str, timeout_sec: float = 180.0, propagation: str = "Foreground"
     ) -> bool:
@@ -413,11 +423,41 @@ def test_aks_config_refusals(kwargs: Obj, message: str) -> None:
         AksWebservice.deploy_configuration(**kwargs)
 
 
-def test_aks_token_auth_warns_and_demands_keys() -> None:
-    with pytest.warns(KaciCompatibilityWarning, match="issue #16"):
-        cfg = AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=False)
-    assert cfg._spec()["authEnabled"] is True
-    assert cfg.resolved()["token_auth_enabled"] is True
+def test_aks_token_auth_turns_key_auth_off() -> None:
+    cfg = AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=False)
+    spec = cfg._spec()
+    assert (spec["authEnabled"], spec["tokenAuthEnabled"]) == (False, True)
+    # Azure's key auth is on unless turned off; asking for tokens turns it off.
+    assert (
+        AksWebservice.deploy_configuration(token_auth_enabled=True)._spec()["authEnabled"] is False
+    )
+
+
+def test_aks_config_writes_the_real_spec_fields() -> None:
+    spec = AksWebservice.deploy_configuration(
+        autoscale_enabled=True,
+        autoscale_max_replicas=4,
+        autoscale_target_utilization=50,
+        cpu_cores=0.5,
+        cpu_cores_limit=1,
+        memory_gb_limit=2,
+        scoring_timeout_ms=5000,
+        replica_max_concurrent_requests=2,
+        max_request_wait_time=700,
+        period_seconds=5,
+        failure_threshold=4,
+    )._spec()
+    assert spec["autoscale"] == {"enabled": True, "maxReplicas": 4, "targetUtilization": 50}
+    assert "replicas" not in spec
+    assert (spec["cpuCores"], spec["cpuCoresLimit"], spec["memoryGbLimit"]) == (0.5, 1, 2)
+    assert (spec["scoringTimeoutMs"], spec["replicaMaxConcurrentRequests"]) == (5000, 2)
+    assert spec["maxRequestWaitTimeMs"] == 700
+    assert spec["livenessProbe"] == {"periodSeconds": 5, "failureThreshold": 4}
+    assert "tokenAuthEnabled" not in spec
+    # No num_replicas: Azure's default is autoscale on; num_replicas: a fixed count.
+    assert AksWebservice.deploy_configuration()._spec()["autoscale"] == {"enabled": True}
+    fixed = AksWebservice.deploy_configuration(num_replicas=3)._spec()
+    assert (fixed["replicas"], "autoscale" in fixed) == (3, False)
 
 
 def test_local_config_port_checked() -> None:
@@ -467,7 +507,10 @@ def test_model_deploy_aks_annotation_and_class(ws: Workspace, score: Path) -> No
     assert (svc.autoscale_enabled, svc.autoscale_max_replicas) == (True, 4)
     assert svc.auth_enabled is True
     assert type(Webservice(ws, "aks-svc")) is AksWebservice
-    with pytest.raises(WebserviceException, match="issue #16"):
+    body = kube(ws).objects[("webservices", "aks-svc")]
+    assert body["spec"]["deploymentConfig"]["autoscale"] == {"enabled": True, "maxReplicas": 4}
+    assert set(body["metadata"]["annotations"]) == {api.COMPUTE_TYPE_ANNOTATION}
+    with pytest.raises(WebserviceException, match="token_auth_enabled=True"):
         svc.get_token()
     assert [s.name for s in Webservice.list(ws, compute_type="AKS")] == ["aks-svc"]
     assert Webservice.list(ws, compute_type="ACI") == []
@@ -600,7 +643,7 @@ def test_azure_base_images_become_the_operators_default() -> None:
     assert "baseImage" not in spec
 
 
-def test_aks_update_scaling_goes_to_the_annotation(ws: Workspace, score: Path) -> None:
+def test_aks_update_writes_the_spec_fields(ws: Workspace, score: Path) -> None:
     model = a_model(ws)
     cfg = AksWebservice.deploy_configuration()
     svc = Model.deploy(ws, "aks-scale", [model], InferenceConfig("score.py"), cfg)
@@ -609,9 +652,32 @@ def test_aks_update_scaling_goes_to_the_annotation(ws: Workspace, score: Path) -
     assert (svc.autoscale_enabled, svc.num_replicas, svc.autoscale_max_replicas) == (False, 3, None)
     with pytest.raises(WebserviceException, match="autoscale enabled and num_replicas"):
         svc.update(autoscale_enabled=True, num_replicas=2)
+    dc = kube(ws).objects[("webservices", "aks-scale")]["spec"]["deploymentConfig"]
+    assert (dc["replicas"], "autoscale" in dc) == (3, False)
     svc.update(autoscale_enabled=True, autoscale_max_replicas=5)
     assert (svc.autoscale_enabled, svc.num_replicas, svc.autoscale_max_replicas) == (True, None, 5)
     assert svc.autoscale_min_replicas == 1  # Azure's default again
+    dc = kube(ws).objects[("webservices", "aks-scale")]["spec"]["deploymentConfig"]
+    assert (dc["autoscale"], "replicas" in dc) == ({"enabled": True, "maxReplicas": 5}, False)
+    svc.update(scoring_timeout_ms=1500, cpu_cores_limit=2, period_seconds=3)
+    dc = kube(ws).objects[("webservices", "aks-scale")]["spec"]["deploymentConfig"]
+    assert (dc["scoringTimeoutMs"], dc["cpuCoresLimit"], dc["livenessProbe"]) == (
+        1500,
+        2,
+        {"periodSeconds": 3},
+    )
+    assert dc["autoscale"]["maxReplicas"] == 5  # kept
+    assert svc.scoring_timeout_ms == 1500
+    # Key auth is on (Azure's default): tokens need it turned off, in the same call.
+    with pytest.raises(WebserviceException, match="without disabling key auth"):
+        svc.update(token_auth_enabled=True)
+    svc.update(token_auth_enabled=True, auth_enabled=False)
+    dc = kube(ws).objects[("webservices", "aks-scale")]["spec"]["deploymentConfig"]
+    assert (dc["tokenAuthEnabled"], dc["authEnabled"]) == (True, False)
+    with pytest.raises(WebserviceException, match="without disabling key auth"):
+        svc.update(auth_enabled=True)
+    with pytest.raises(WebserviceException, match="cannot be greater"):
+        svc.update(autoscale_min_replicas=6)
     with pytest.raises(WebserviceException, match="No parameters"):
         svc.update()
 
@@ -623,3 +689,45 @@ def test_webservice_delete_is_background_then_waits_for_pods(ws: Workspace, scor
     svc.delete()
     assert kube(ws).deleted == [("webservices", "to-delete", "Background")]
     svc.delete()  # already gone: fine, like Azure
+
+
+def test_get_token_returns_a_token_for_this_service_and_its_refresh_time(
+    ws: Workspace, score: Path
+) -> None:
+    import base64
+    import time
+    from datetime import datetime
+
+    from kaci import tokens
+
+    cfg = AksWebservice.deploy_configuration(token_auth_enabled=True, num_replicas=1)
+    svc = Model.deploy(ws, "tok-svc", [], InferenceConfig("score.py"), cfg)
+    assert isinstance(svc, AksWebservice)
+    kube(ws).objects[("secrets", "tok-svc-keys")] = {"data": {}}
+    with pytest.raises(WebserviceException, match="no token signing key yet"):
+        svc.get_token()
+    key = "k" * 43
+    kube(ws).objects[("secrets", "tok-svc-keys")] = {
+        "data": {api.TOKEN_SIGNING_KEY: base64.b64encode(key.encode()).decode()}
+    }
+    before = time.time()
+    token, refresh_by = svc.get_token()
+    header, payload, signature = token.split(".")
+
+    def unb64(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    assert json.loads(unb64(header)) == {"alg": "HS256", "typ": "JWT"}
+    claims = json.loads(unb64(payload))
+    assert (claims["iss"], claims["aud"]) == ("kaci", "team-a/tok-svc")
+    assert claims["exp"] - claims["iat"] == 3600
+    assert int(before) <= claims["iat"] <= time.time()
+    # Signed with the Secret's key for this audience (kaci.tokens decides how).
+    assert token == tokens.mint(key, "team-a/tok-svc", claims["iat"], 3600)
+    assert token != tokens.mint(key + "x", "team-a/tok-svc", claims["iat"], 3600)
+    assert signature
+    # Azure's refresh_by: a naive local datetime, before the token runs out.
+    assert isinstance(refresh_by, datetime)
+    assert refresh_by.tzinfo is None
+    assert refresh_by < datetime.fromtimestamp(claims["exp"])
+    assert refresh_by > datetime.fromtimestamp(claims["iat"])

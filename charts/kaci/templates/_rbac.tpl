@@ -53,8 +53,9 @@ no create. Cluster-wide when the operator watches every namespace
 
 {{/*
 What the operator does to objects in a watched namespace: exactly the verbs
-operator/kaci/RBAC.md lists (keep the two in step). No delete on the
-Webservice's children: owner references let the garbage collector do that.
+operator/kaci/RBAC.md lists (keep the two in step). No delete on a Webservice's
+Deployment, Service or Secret: owner references let the garbage collector do that
+(the HPA, PDB and Ingress are deleted when the spec stops asking for them).
 */}}
 {{- define "kaci.rbac.rules" -}}
 # The three kinds: watched; a Webservice creates/patches its child Model and Image;
@@ -91,7 +92,19 @@ Webservice's children: owner references let the garbage collector do that.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
-# A Webservice's <name>-keys Secret (authEnabled).
+# AKS serving: a Webservice's HorizontalPodAutoscaler (autoscale), PodDisruptionBudget
+# (more than one replica) and Ingress (ingress.enabled); watched, and deleted when the
+# spec no longer asks for them.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+# A Webservice's <name>-keys Secret (authEnabled; tokenAuthEnabled: the signing key).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, patch]

@@ -12,7 +12,11 @@ Two ways through the Kubernetes API server, both with the kubeconfig's credentia
   byte for byte, `Authorization: Bearer <key>` included.
 
 run() uses the service proxy, and on a 401 from a service with auth enabled
-retries once with the key through the port-forward (Azure's retry-on-401).
+retries once with the key through the port-forward (Azure's retry-on-401); a token
+(token auth) goes through the port-forward from the start.
+
+A Webservice with an outside address (status.access Ingress, NodePort or
+LoadBalancer) is called at that address directly, as Azure's notebooks do: `direct`.
 """
 
 from __future__ import annotations
@@ -69,6 +73,26 @@ def via_service_proxy(
     except Exception as exc:  # urllib3 errors: the API server is unreachable
         raise ClusterUnreachableException(f"POST {resource}: {exc}") from None
     return Response(resp.status, resp.data, {k.lower(): v for k, v in resp.headers.items()})
+
+
+def direct(url: str, body: bytes, headers: dict[str, str], timeout: float = 120.0) -> Response:
+    """POST to an outside scoring URI (http or https), any answer returned as it is."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise WebserviceException(f"scoring_uri {url!r} is not an http(s) URL")
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return Response(
+                resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+            )
+    except urllib.error.HTTPError as err:
+        data = err.read()
+        return Response(err.code, data, {k.lower(): v for k, v in err.headers.items()})
+    except (urllib.error.URLError, OSError) as exc:
+        raise ClusterUnreachableException(f"POST {url}: {exc}") from None
 
 
 class _SocketConnection(http.client.HTTPConnection):

@@ -259,6 +259,15 @@ def webservice_keys(args: argparse.Namespace, ws: Workspace, out: TextIO) -> int
     return exitcodes.OK
 
 
+def webservice_get_token(args: argparse.Namespace, ws: Workspace, out: TextIO) -> int:
+    """A token for a token-auth service (Azure's get_token): minted from its keys Secret
+    with the caller's own Kubernetes credentials."""
+    token, refresh_by = Webservice(ws, args.name).get_token()
+    data = {"token": token, "refreshBy": refresh_by.astimezone().isoformat(timespec="seconds")}
+    _emit(out, data, [("TOKEN", "token"), ("REFRESH BY", "refreshBy")], args.output, True)
+    return exitcodes.OK
+
+
 def webservice_regen_key(args: argparse.Namespace, ws: Workspace, out: TextIO) -> int:
     Webservice(ws, args.name).regen_key(args.key, set_key=args.set_key)
     print(f"{args.key.capitalize()} key of {args.name} regenerated", file=out)
@@ -378,9 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-not-found", action="store_true")
 
     # webservice
-    w = kinds.add_parser("webservice", aliases=["ws"], help="deployed services").add_subparsers(
-        dest="verb", required=True, parser_class=_Parser
-    )
+    w = kinds.add_parser(
+        "webservice", aliases=["ws", "service"], help="deployed services"
+    ).add_subparsers(dest="verb", required=True, parser_class=_Parser)
     p = cmd(w, "deploy", webservice_deploy, "deploy from model files, models, or an image")
     p.add_argument("name")
     p.add_argument("--model-file", action="append", metavar="PATH", help="option 1: files")
@@ -409,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=5000)
     p.add_argument("--previous", action="store_true", help="the previous (crashed) container")
     p = cmd(w, "keys", webservice_keys, "print the auth keys")
+    p.add_argument("name")
+    p = cmd(w, "get-token", webservice_get_token, "print a token (token auth) and its refresh time")
     p.add_argument("name")
     p = cmd(w, "regen-key", webservice_regen_key, "regenerate the Primary or Secondary key")
     p.add_argument("name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kaci.crds.aks import aks_properties, aks_rules, aks_status, scale_subresource
 from kaci.crds.schema import (
     IMAGE_NAME_RE,
     MODEL_NAME_RE,
@@ -148,7 +149,8 @@ def webservice_crd() -> Schema:
                 "properties": {
                     "cpuCores": {
                         "type": "number",
-                        "description": "CPU cores (request = limit), e.g. 0.1, 0.5, 1, 2.",
+                        "description": "CPU cores, e.g. 0.1, 0.5, 1, 2: the request, and "
+                        "the limit too unless cpuCoresLimit is set.",
                         "x-kubernetes-validations": [
                             {
                                 "rule": "self > 0.0",
@@ -159,7 +161,8 @@ def webservice_crd() -> Schema:
                     },
                     "memoryGb": {
                         "type": "number",
-                        "description": "Memory in GB (request = limit), e.g. 0.5, 1, 1.5.",
+                        "description": "Memory in GB, e.g. 0.5, 1, 1.5: the request, and "
+                        "the limit too unless memoryGbLimit is set.",
                         "x-kubernetes-validations": [
                             {
                                 "rule": "self > 0.0",
@@ -171,11 +174,13 @@ def webservice_crd() -> Schema:
                     "authEnabled": {
                         "type": "boolean",
                         "default": False,
-                        "description": "Demand a key (Authorization: Bearer).",
+                        "description": "Demand a key (Authorization: Bearer <key>).",
                     },
                     "tags": _map("Free key/value tags."),
                     "description": _str("Free text.", maxLength=4096),
+                    **aks_properties(),
                 },
+                "x-kubernetes-validations": aks_rules(),
             },
         },
         "x-kubernetes-validations": [
@@ -210,6 +215,7 @@ def webservice_crd() -> Schema:
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
             },
             "keysSecret": {"type": "string"},
+            **aks_status(),
         }
     )
     columns: list[Schema] = [
@@ -225,4 +231,6 @@ def webservice_crd() -> Schema:
             "and dashes, start with a letter and not end with a dash (Azure's rule)",
         }
     ]
-    return _crd("Webservice", "webservices", "kws", spec, status, columns, rules)
+    return _crd(
+        "Webservice", "webservices", "kws", spec, status, columns, rules, scale_subresource()
+    )

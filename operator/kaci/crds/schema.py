@@ -289,6 +289,7 @@ def _crd(
     status: Schema,
     columns: list[Schema],
     root_rules: list[dict[str, str]] | None = None,
+    scale: Schema | None = None,
 ) -> Schema:
     root: Schema = {
         "type": "object",
@@ -326,7 +327,7 @@ def _crd(
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": scale} if scale else {})},
                     "additionalPrinterColumns": [
                         *columns,
                         # Every kind has a Ready condition: one column reads the same everywhere.

@@ -76,6 +76,34 @@ def apply(manifest: dict[str, Any]) -> dict[str, Any]:
     return result.to_dict()  # type: ignore[no-any-return]
 
 
+def delete(api_version: str, kind: str, namespace: str, name: str) -> None:
+    """Delete one object (already gone: nothing to do)."""
+    load()
+    assert _dyn is not None
+    resource = _dyn.resources.get(api_version=api_version, kind=kind)
+    try:
+        resource.delete(name=name, namespace=namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def node_address() -> str | None:
+    """A Ready node's ExternalIP, else its InternalIP (None: no node says one)."""
+    statuses = [n.status for n in core().list_node().items if n.status is not None]
+    ready = [
+        st
+        for st in statuses
+        if any(c.type == "Ready" and c.status == "True" for c in st.conditions or [])
+    ]
+    for kind in ("ExternalIP", "InternalIP"):
+        for st in ready or statuses:
+            for addr in st.addresses or []:
+                if addr.type == kind and addr.address:
+                    return str(addr.address)
+    return None
+
+
 def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         obj = custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)

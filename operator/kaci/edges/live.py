@@ -24,11 +24,13 @@ from kaci.render import image as render_image
 from kaci.settings import Settings
 
 LOG_TAIL_LINES = 30
+NODE_ADDRESS_TTL_S = 60.0
 
 
 class LiveEdges:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._node_address: tuple[float, str | None] | None = None
 
     @cached_property
     def builder(self) -> Builder:
@@ -47,6 +49,18 @@ class LiveEdges:
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         with counted_api_errors(f"apply {manifest.get('kind', '?')}"):
             return kube.apply(manifest)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        kube.delete(api_version, kind, namespace, name)
+
+    def node_address(self) -> str | None:
+        """Settings.node_address, else a node's address, read at most once a minute."""
+        if self.settings.node_address:
+            return self.settings.node_address
+        now = time.monotonic()
+        if self._node_address is None or now - self._node_address[0] > NODE_ADDRESS_TTL_S:
+            self._node_address = (now, kube.node_address())
+        return self._node_address[1]
 
     def event(self, body: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
         kube.post_event(body, warning, reason, message)

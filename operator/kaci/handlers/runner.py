@@ -41,6 +41,9 @@ INDEXES = (
     "ws_services",
     "ws_pods",
     "ws_endpoint_slices",
+    "ws_hpas",
+    "ws_pdbs",
+    "ws_ingresses",
 )
 OBJECTS = {
     api.MODEL: "model_objects",
@@ -101,6 +104,9 @@ class Runner:
             service=self.store.one("ws_services", (namespace, name)),
             pods=self.store.all("ws_pods", (namespace, name)),
             endpoint_slices=slices,
+            hpa=self.store.one("ws_hpas", (namespace, name)),
+            pdb=self.store.one("ws_pdbs", (namespace, name)),
+            ingress=self.store.one("ws_ingresses", (namespace, name)),
         )
 
     async def run(self, key: Key) -> Outcome:

@@ -128,6 +128,33 @@ def ws_endpoint_slices(
     return {(namespace, owner): {**snapshot(body), SEEN_AT: time.time()}} if owner else {}
 
 
+# AKS-class serving's children: compared with what a pass wants instead of applied
+# again on every pass, and deleted when no longer wanted (autoscale off, one replica,
+# ingress off).
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=child_filter())
+def ws_hpas(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=child_filter())
+def ws_pdbs(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
+@kopf.index("networking.k8s.io", "v1", "ingresses", labels=child_filter())
+def ws_ingresses(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
 # --- events: who to look at again ------------------------------------------------
 
 
@@ -224,6 +251,8 @@ async def webservice_changed(
 @kopf.on.event("", "v1", "pods", labels=child_filter())
 @kopf.on.event("", "v1", "services", labels=child_filter())
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=child_filter())
+@kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=child_filter())
 async def child_changed(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **_: Any
 ) -> None:

@@ -1,21 +1,25 @@
 """A Webservice's pass: its own Model and Image (options 1 and 2), the image it
-deploys, the keys Secret, the Deployment and the Service; status from its Pods.
+deploys, the keys Secret, the Deployment and the Service, and for AKS-class serving
+its HorizontalPodAutoscaler, PodDisruptionBudget and Ingress; status from its Pods.
 
-Steps: children -> image verdict -> keys -> Deployment and Service (applied only
-when they differ from what is observed) -> status once. Observed children come
-from the watches, or from what an apply just returned.
+Steps: children -> image verdict -> keys -> Deployment, Service, HPA, PDB, Ingress
+(applied only when they differ from what is observed, deleted when no longer
+wanted) -> status once. Observed children come from the watches, or from what an
+apply just returned.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kaci import api
 from kaci.reconcile.common import Edges, Obj, Outcome, meta, write_status
-from kaci.render import names
+from kaci.render import aks, names
 from kaci.render import webservice as render
+from kaci.status import access as ws_access
 from kaci.status import conditions
 from kaci.status import webservice as ws_status
 
@@ -32,6 +36,9 @@ class WebserviceSeen:
     service: Obj | None = None
     pods: Sequence[Obj] = ()
     endpoint_slices: Sequence[Obj] | None = field(default_factory=list)
+    hpa: Obj | None = None
+    pdb: Obj | None = None
+    ingress: Obj | None = None
 
 
 @dataclass(frozen=True)
@@ -101,19 +108,86 @@ def ensure_children(seen: WebserviceSeen, edges: Edges, owner: Obj) -> Obj | Non
     return apply_if_changed(edges, desired, seen.child_image)
 
 
-def ensure_keys(seen: WebserviceSeen, edges: Edges, owner: Obj) -> dict[str, str]:
-    """The keys Secret: generated once, kept across passes (a user may rotate them)."""
+def new_signing_key() -> str:
+    """32 random bytes, base64url without padding (the token contract)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def ensure_keys(
+    seen: WebserviceSeen, edges: Edges, owner: Obj, token: bool = False
+) -> dict[str, str]:
+    """The keys Secret: generated once, kept across passes (a user may rotate them).
+    Key auth: the two keys; token auth (`token`): the signing key too, and only it is
+    returned (what the Pods get, whose hash rolls them when it changes)."""
     namespace, name, _ = meta(seen.body)
     data = edges.read_secret(namespace, api.keys_secret_name(name)) or {}
-    keys = {k: v for k, v in data.items() if k in (api.PRIMARY_KEY, api.SECONDARY_KEY)}
-    if set(keys) != {api.PRIMARY_KEY, api.SECONDARY_KEY}:
-        keys = {
-            api.PRIMARY_KEY: keys.get(api.PRIMARY_KEY) or secrets.token_urlsafe(32),
-            api.SECONDARY_KEY: keys.get(api.SECONDARY_KEY) or secrets.token_urlsafe(32),
+    wanted = (api.PRIMARY_KEY, api.SECONDARY_KEY) + ((api.TOKEN_SIGNING_KEY,) if token else ())
+    keys = {k: v for k, v in data.items() if k in wanted and v}
+    if not set(wanted) <= set(keys):
+        fresh = {
+            api.PRIMARY_KEY: secrets.token_urlsafe(32),
+            api.SECONDARY_KEY: secrets.token_urlsafe(32),
+            api.TOKEN_SIGNING_KEY: new_signing_key(),
         }
+        keys = {k: keys.get(k) or fresh[k] for k in wanted}
         instance = edges.settings.operator_instance
         edges.apply(render.keys_secret(name, namespace, owner, keys, instance))
+    if token:
+        return {api.TOKEN_SIGNING_KEY: keys[api.TOKEN_SIGNING_KEY]}
     return keys
+
+
+def ensure_optional(
+    edges: Edges, desired: Obj | None, observed: Obj | None, api_version: str, kind: str
+) -> Obj | None:
+    """Apply a child that is wanted; delete one that is no longer wanted."""
+    if desired is not None:
+        return apply_if_changed(edges, desired, observed)
+    if observed is not None:
+        m = observed.get("metadata") or {}
+        edges.delete(api_version, kind, str(m.get("namespace") or ""), str(m["name"]))
+    return None
+
+
+def ingress_settings(edges: Edges) -> aks.IngressSettings:
+    s = edges.settings
+    return aks.IngressSettings(
+        s.ingress_class, s.ingress_host, s.ingress_tls_secret, s.ingress_base_url
+    )
+
+
+def ensure_scaling(seen: WebserviceSeen, edges: Edges, owner: Obj, dc: Obj) -> None:
+    """The HPA (autoscale), the PDB (more than one replica) and the Ingress."""
+    namespace, name, _ = meta(seen.body)
+    instance = edges.settings.operator_instance
+    hpa = aks.hpa(name, namespace, owner, dc, instance) if aks.autoscaled(dc) else None
+    ensure_optional(edges, hpa, seen.hpa, "autoscaling/v2", "HorizontalPodAutoscaler")
+    pdb = aks.pdb(name, namespace, owner, dc, instance)
+    ensure_optional(edges, pdb, seen.pdb, "policy/v1", "PodDisruptionBudget")
+    wants_ingress = bool((dc.get("ingress") or {}).get("enabled"))
+    ingress = (
+        aks.ingress(name, namespace, owner, ingress_settings(edges), instance)
+        if wants_ingress
+        else None
+    )
+    ensure_optional(edges, ingress, seen.ingress, "networking.k8s.io/v1", "Ingress")
+
+
+def access_status(seen: WebserviceSeen, edges: Edges, service: Obj | None) -> Obj:
+    """scoringUri, swaggerUri and access: the outside address when there is one."""
+    namespace, name, _ = meta(seen.body)
+    dc = seen.body["spec"].get("deploymentConfig") or {}
+    node = edges.node_address() if dc.get("serviceType") == ws_access.NODE_PORT else None
+    where = ws_access.access(
+        name,
+        namespace,
+        dc,
+        service,
+        edges.settings.cluster_domain,
+        aks.ingress_base_url(ingress_settings(edges)),
+        node,
+    )
+    return {"scoringUri": where.scoring_uri, "swaggerUri": where.swagger_uri, "access": where.kind}
 
 
 def base_status(seen: WebserviceSeen, edges: Edges) -> Obj:
@@ -188,15 +262,20 @@ def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> 
     ist = iv.image.get("status") or {}
     location = str(ist["imageLocation"])
     dc = dict(seen.body["spec"]["deploymentConfig"])
-    keys = ensure_keys(seen, edges, owner) if dc.get("authEnabled") else None
+    token = bool(dc.get("tokenAuthEnabled"))
+    keys = ensure_keys(seen, edges, owner, token) if dc.get("authEnabled") or token else None
     settings = edges.settings
     instance = settings.operator_instance
-    template = render.pod_template(name, location, dc, keys, settings.image_pull_secret, instance)
-    desired = render.deployment(name, namespace, owner, template, instance)
-    deployment = apply_if_changed(edges, desired, seen.deployment)
-    service = apply_if_changed(
-        edges, render.service(name, namespace, owner, instance), seen.service
+    template = render.pod_template(
+        name, location, dc, keys, settings.image_pull_secret, instance, namespace
     )
+    desired = render.deployment(name, namespace, owner, template, instance, aks.replicas(dc))
+    deployment = apply_if_changed(edges, desired, seen.deployment)
+    service_type = str(dc.get("serviceType") or "ClusterIP")
+    service = apply_if_changed(
+        edges, render.service(name, namespace, owner, instance, service_type), seen.service
+    )
+    ensure_scaling(seen, edges, owner, dc)
     serving, state = serving_status(seen, edges, deployment, service, iv.condition)
     image_name = str(iv.image["spec"].get("imageName") or iv.image["metadata"]["name"])
     status = {
@@ -207,6 +286,8 @@ def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> 
             {"name": m.get("name"), "version": m.get("version")} for m in ist.get("models") or []
         ],
         "keysSecret": api.keys_secret_name(name) if keys else None,
+        **access_status(seen, edges, service),
+        **ws_access.replica_status(name, deployment),
         **serving,
     }
     return status, state

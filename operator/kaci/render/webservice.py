@@ -5,31 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from kaci import api
 from kaci.api import keys_hash
-from kaci.render import names
+from kaci.render import aks, names
 from kaci.render.image import PORT
+from kaci.render.quantities import cpu_quantity, memory_quantity
+
+__all__ = ["cpu_quantity", "memory_quantity"]
 
 # An emptyDir: the root filesystem is read-only.
 TMP = "/tmp"  # noqa: S108
 PRESTOP_SLEEP_S = 3
-
-
-def cpu_quantity(cores: float) -> str:
-    """0.5 -> "500m", 2 -> "2"; millicores, rounded up so a tiny ask is never 0."""
-    milli = int((Decimal(str(cores)) * 1000).to_integral_value(rounding="ROUND_CEILING"))
-    milli = max(milli, 1)
-    return f"{milli // 1000}" if milli % 1000 == 0 else f"{milli}m"
-
-
-def memory_quantity(gb: float) -> str:
-    """GB as Azure meant it (GiB-sized steps): 1.5 -> "1536Mi", 1 -> "1Gi"."""
-    mi = int((Decimal(str(gb)) * 1024).to_integral_value(rounding="ROUND_CEILING"))
-    mi = max(mi, 1)
-    return f"{mi // 1024}Gi" if mi % 1024 == 0 else f"{mi}Mi"
 
 
 def _meta(
@@ -50,12 +38,13 @@ def pod_template(
     keys: dict[str, str] | None,
     pull_secret: str | None,
     instance: str | None = None,
+    namespace: str = "",
 ) -> dict[str, Any]:
-    cpu = cpu_quantity(float(deployment_config["cpuCores"]))
-    mem = memory_quantity(float(deployment_config["memoryGb"]))
-    resources = {"cpu": cpu, "memory": mem}
+    """The scoring Pod. `keys`: the keys Secret's data when auth is on (key auth: the two
+    keys; token auth: the signing key), whose hash rolls the Pods when it changes."""
+    dc = deployment_config
     env: list[dict[str, Any]] = [{"name": "HOME", "value": TMP}]
-    if keys:
+    if keys and not dc.get("tokenAuthEnabled"):
         secret = names.keys_secret_name(name)
         for env_name, key in (
             ("KACI_AUTH_PRIMARY_KEY", "primaryKey"),
@@ -64,6 +53,7 @@ def pod_template(
             env.append(
                 {"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             )
+    env.extend(aks.runtime_env(dc, name, namespace))
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -84,7 +74,7 @@ def pod_template(
                 "imagePullPolicy": "IfNotPresent",
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "env": env,
-                "resources": {"requests": resources, "limits": dict(resources)},
+                "resources": aks.resources(dc),
                 # Probed every second from the start (no initial delay), so the Pod is
                 # Ready at most a second after init() ends; four misses in a row (a
                 # server busy with a long run()) take it out of the Service.
@@ -93,16 +83,10 @@ def pod_template(
                     "periodSeconds": 1,
                     "timeoutSeconds": 2,
                     "failureThreshold": 4,
+                    "successThreshold": aks.readiness_success_threshold(dc),
                 },
-                # init() may take long (large models): liveness only checks the server
-                # loop answers, with a generous start.
-                "livenessProbe": {
-                    "httpGet": {"path": "/", "port": PORT},
-                    "initialDelaySeconds": 30,
-                    "periodSeconds": 10,
-                    "timeoutSeconds": 5,
-                    "failureThreshold": 6,
-                },
+                # Only the server loop: init() may take long (large models).
+                "livenessProbe": aks.liveness_probe(dc, PORT),
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -144,13 +128,16 @@ def deployment(
     owner: dict[str, Any],
     template: dict[str, Any],
     instance: str | None = None,
+    replicas: int | None = 1,
 ) -> dict[str, Any]:
+    """`replicas` None: not applied, the HorizontalPodAutoscaler owns the count."""
+    spec: dict[str, Any] = {} if replicas is None else {"replicas": replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(name, namespace, owner, instance),
         "spec": {
-            "replicas": 1,
+            **spec,
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": {api.WEBSERVICE_LABEL: name}},
             # The old Pod serves until the new one is ready: no downtime on update.
@@ -164,14 +151,18 @@ def deployment(
 
 
 def service(
-    name: str, namespace: str, owner: dict[str, Any], instance: str | None = None
+    name: str,
+    namespace: str,
+    owner: dict[str, Any],
+    instance: str | None = None,
+    service_type: str = "ClusterIP",
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _meta(name, namespace, owner, instance),
         "spec": {
-            "type": "ClusterIP",
+            "type": service_type,
             "selector": {api.WEBSERVICE_LABEL: name},
             "ports": [{"name": "http", "port": 80, "targetPort": PORT, "protocol": "TCP"}],
         },

@@ -151,8 +151,14 @@ def verdict(
         return Verdict("Transitioning", False, "Creating", "creating the Deployment")
     current = [p for p in pods if _annot(p, api.TEMPLATE_HASH_ANNOTATION) == desired_hash]
     old_ready = [p for p in pods if p not in current and _is_ready(p)]
-    if any(_is_ready(p) for p in current):
-        return Verdict("Healthy", True, "PodReady", "the scoring Pod is ready")
+    ready = sum(1 for p in current if _is_ready(p))
+    if ready:
+        # Healthy once a Pod of the current revision serves: more replicas (a scale-out,
+        # a restart of one of them) add capacity, they do not make the service unhealthy.
+        want = int(((deployment.get("spec") or {}).get("replicas")) or 1)
+        if want <= 1 and ready == 1:
+            return Verdict("Healthy", True, "PodReady", "the scoring Pod is ready")
+        return Verdict("Healthy", True, "PodReady", f"{ready} of {want} scoring Pods are ready")
     for pod in current:
         problem = _pod_problem(pod, memory_gb, logs)
         if problem:

@@ -1,7 +1,8 @@
 """Model.deploy's dispatch (Azure's): the deployment configuration picks the kind.
 
 - ACI config (or none): a one-Pod Webservice;
-- AKS config: a Webservice marked AKS, its scaling settings in an annotation (#16);
+- AKS config: a Webservice marked AKS, with replicas or autoscale, limits, timeouts,
+  probe settings and token auth in its deploymentConfig;
 - Local config: a LocalWebservice (kaci-runtime on this machine);
 - no InferenceConfig: a no-code deploy (kaci's built-in scikit-learn scorer);
 - overwrite=True: an existing service is given the new spec and rolls (no downtime).
@@ -83,7 +84,7 @@ def deploy(
         models=[(m.name, m.version) for m in models],
         image_config=image_config,
     )
-    annotations = {api.COMPUTE_TYPE_ANNOTATION: "ACI", api.AKS_CONFIG_ANNOTATION: ""}
+    annotations = {api.COMPUTE_TYPE_ANNOTATION: "ACI"}
     if isinstance(deployment_config, AksServiceDeploymentConfiguration):
         annotations = deployment_config._annotations()
     body["metadata"]["annotations"] = annotations

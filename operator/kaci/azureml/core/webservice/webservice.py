@@ -127,6 +127,10 @@ class Webservice:
         self.compute_type = self._webservice_type
         self.state: str = status.get("state") or "Transitioning"
         self.scoring_uri: str | None = status.get("scoringUri")
+        # Where scoringUri points: "Cluster" (cluster DNS, reached through the API
+        # server), or an outside address: "Ingress", "NodePort", "LoadBalancer".
+        self.access: str = status.get("access") or "Cluster"
+        self._token: tuple[str, datetime] | None = None
         self.swagger_uri: str | None = status.get("swaggerUri")
         self.image_location: str | None = status.get("imageLocation")
         image = status.get("image") or {}
@@ -389,6 +393,19 @@ class Webservice:
         body = _to_bytes(input_data)
         headers = {"Content-Type": "application/json"}
         kube = self.workspace._kube
+        if self.access != "Cluster":
+            resp = self._run_outside(body, headers)
+            if resp.status == 200:
+                return self._decode(resp.body)
+            self._raise_bad_response(resp.status, resp.headers, resp.body)
+        if self._token_auth():
+            # Tokens, like keys, go through the port-forward: the API server's service
+            # proxy drops the Authorization header.
+            headers["Authorization"] = f"Bearer {self._current_token()}"
+            resp = _scoring.via_port_forward(kube, self.name, body, headers)
+            if resp.status == 200:
+                return self._decode(resp.body)
+            self._raise_bad_response(resp.status, resp.headers, resp.body)
         if self._primary_key is None:
             resp = _scoring.via_service_proxy(kube, self.name, body, headers)
             if resp.status == 401 and self.auth_enabled:
@@ -400,6 +417,38 @@ class Webservice:
             return self._decode(resp.body)
         self._raise_bad_response(resp.status, resp.headers, resp.body)
         return None  # unreachable: _raise_bad_response raises
+
+    def _token_auth(self) -> bool:
+        return bool(getattr(self, "token_auth_enabled", False))
+
+    def _current_token(self) -> str:
+        """A token, fetched again once past its refresh time (Azure's run() does so)."""
+        now = datetime.now()
+        if self._token is None or self._token[1] <= now:
+            self._token = self.get_token()
+        return self._token[0]
+
+    def _run_outside(self, body: bytes, headers: dict[str, str]) -> _scoring.Response:
+        """POST straight to the outside scoringUri (an Ingress, a LoadBalancer or a
+        NodePort), with the key or token as the notebooks send it. Like Azure's run(),
+        a 401 from a keyed service is answered once with the primary key."""
+        assert self.scoring_uri is not None
+        if self._token_auth():
+            headers["Authorization"] = f"Bearer {self._current_token()}"
+        elif self._primary_key is not None:
+            headers["Authorization"] = f"Bearer {self._primary_key}"
+        resp = _scoring.direct(self.scoring_uri, body, headers)
+        if resp.status == 401 and self.auth_enabled and self._primary_key is None:
+            self._primary_key = self.get_keys()[0]
+            headers["Authorization"] = f"Bearer {self._primary_key}"
+            resp = _scoring.direct(self.scoring_uri, body, headers)
+        return resp
+
+    def get_token(self) -> tuple[str, datetime]:
+        raise WebserviceException(
+            f"get_token: webservice {self.name} is not token-auth enabled: only AKS services "
+            "deployed with token_auth_enabled=True take tokens"
+        )
 
     def update(
         self,
@@ -418,9 +467,12 @@ class Webservice:
         *,
         cpu_cores: float | None = None,
         memory_gb: float | None = None,
+        deployment_fields: Obj | None = None,
     ) -> None:
-        """Change the service; the old Pod serves until the new one is ready."""
-        if all(
+        """Change the service; the old Pods serve until the new ones are ready.
+        `deployment_fields`: more deploymentConfig fields to set (None: remove it), as
+        AksWebservice.update gives them."""
+        if deployment_fields is None and all(
             v is None
             for v in (
                 image,
@@ -466,6 +518,11 @@ class Webservice:
                 deploy[key] = (
                     {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
                 )
+        for key, value in (deployment_fields or {}).items():
+            if value is None:
+                deploy.pop(key, None)
+            else:
+                deploy[key] = value
         probe = _manifests.deployment_config_spec(
             deploy.get("cpuCores"), deploy.get("memoryGb"), None, None, None
         )
@@ -652,12 +709,17 @@ class Webservice:
 
 
 def _specialize(svc: Webservice, obj: Obj) -> None:
-    """Webservice(ws, name) is an AksWebservice when it was deployed with an AKS config."""
+    """Webservice(ws, name) is an AksWebservice when it was deployed with an AKS config,
+    or takes tokens (only AKS services do, in Azure)."""
     from kaci.azureml.core.webservice.aci import AciWebservice
     from kaci.azureml.core.webservice.aks import AksWebservice
 
     annotations = obj.get("metadata", {}).get("annotations") or {}
-    if type(svc) is AciWebservice and annotations.get(api.COMPUTE_TYPE_ANNOTATION) == "AKS":
+    token_auth = bool(
+        ((obj.get("spec") or {}).get("deploymentConfig") or {}).get("tokenAuthEnabled")
+    )
+    aks = annotations.get(api.COMPUTE_TYPE_ANNOTATION) == "AKS" or token_auth
+    if type(svc) is AciWebservice and aks:
         svc.__class__ = AksWebservice  # type: ignore[assignment]
 
 
