@@ -421,8 +421,10 @@ def test_token_auth_end_to_end(env: Env, local_cluster: Path) -> None:
     other, _ = AksWebservice(ws, "ws-tok2").get_token()
     url = f"http://{env.ip('ws-tok')}/score"
     wait_until(lambda: answers(url, {"Authorization": f"Bearer {token}"}), "a token to score")
-    key = base64.b64decode(secret["tokenSigningKey"]).decode()
-    expired = tokens.mint(key, f"{env.ns}/ws-tok", time.time() - 7200, 3600)
+    text = base64.b64decode(secret["tokenSigningKey"]).decode()
+    key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    assert len(key) == 32
+    expired = tokens.mint(key, f"{env.ns}/ws-tok", int(time.time()) - 7200, 3600)
     head, payload, sig = token.split(".")
     tampered_sig = f"{head}.{payload}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
