@@ -290,9 +290,11 @@ def test_08_source_directory(corpus: Corpus) -> None:
 def test_09_token_auth(corpus: Corpus) -> None:
     r = corpus.run("09_token_auth.py")
     assert r["prediction"] == corpus.expected
-    assert "issue #16" in r["token_refused"]
-    assert any("token_auth_enabled" in w for w in r["warned"])
-    assert r["auth"] is True
+    assert r["token_refused"] is None
+    assert r["token_parts"] == 3  # a compact JWT
+    assert r["refresh_by"]
+    assert not any("token_auth_enabled" in w for w in r["warned"])
+    assert r["auth"] is False  # key and token auth are exclusive
     assert (r["replicas"], r["autoscale"]) == (1, False)
 
 

@@ -706,9 +706,10 @@ def test_get_token_returns_a_token_for_this_service_and_its_refresh_time(
     kube(ws).objects[("secrets", "tok-svc-keys")] = {"data": {}}
     with pytest.raises(WebserviceException, match="no token signing key yet"):
         svc.get_token()
-    key = "k" * 43
+    key = bytes(range(32))
+    text = base64.urlsafe_b64encode(key).rstrip(b"=")  # as the operator stores it
     kube(ws).objects[("secrets", "tok-svc-keys")] = {
-        "data": {api.TOKEN_SIGNING_KEY: base64.b64encode(key.encode()).decode()}
+        "data": {api.TOKEN_SIGNING_KEY: base64.b64encode(text).decode()}
     }
     before = time.time()
     token, refresh_by = svc.get_token()
@@ -724,7 +725,7 @@ def test_get_token_returns_a_token_for_this_service_and_its_refresh_time(
     assert int(before) <= claims["iat"] <= time.time()
     # Signed with the Secret's key for this audience (kaci.tokens decides how).
     assert token == tokens.mint(key, "team-a/tok-svc", claims["iat"], 3600)
-    assert token != tokens.mint(key + "x", "team-a/tok-svc", claims["iat"], 3600)
+    assert token != tokens.mint(key[::-1], "team-a/tok-svc", claims["iat"], 3600)
     assert signature
     # Azure's refresh_by: a naive local datetime, before the token runs out.
     assert isinstance(refresh_by, datetime)

@@ -251,6 +251,8 @@ async def webservice_changed(
 @kopf.on.event("", "v1", "pods", labels=child_filter())
 @kopf.on.event("", "v1", "services", labels=child_filter())
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+# Not HPAs: the HPA controller writes their status every 15 s, which would wake each
+# autoscaled Webservice as often for nothing; a deleted HPA comes back at the resync.
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=child_filter())
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=child_filter())
 async def child_changed(

@@ -1,5 +1,5 @@
 # ruff: noqa  (written the way Azure ML notebooks and docs wrote it, on purpose)
-# token auth: AKS config with token_auth_enabled; get_token is refused (issue #16), keys work
+# token auth: AKS config with token_auth_enabled; get_token() gives (token, refresh_by), run() sends it
 import json
 import warnings
 
@@ -32,12 +32,14 @@ try:
     token, refresh_by = service.get_token()
     refused = None
 except WebserviceException as e:
-    refused = str(e)
+    token, refresh_by, refused = "", None, str(e)
 samples = json.load(open("sample-request.json"))["data"]
 prediction = service.run(json.dumps({"data": samples}))
 results = {
     "prediction": prediction,
     "token_refused": refused,
+    "token_parts": len(token.split(".")),
+    "refresh_by": refresh_by.isoformat() if refresh_by else None,
     "auth": service.auth_enabled,
     "warned": [str(w.message) for w in caught],
     "replicas": service.num_replicas,

@@ -547,13 +547,14 @@ class AksWebservice(Webservice):
                 "token_auth_enabled=True (and auth_enabled=False)"
             )
         key = self._signing_key()
-        now = time.time()
-        token = tokens.mint(
-            key, api.token_audience(self.workspace.namespace, self.name), now, TOKEN_LIFETIME_S
-        )
-        return token, datetime.fromtimestamp(int(now) + TOKEN_REFRESH_AFTER_S)
+        now = int(time.time())
+        audience = api.token_audience(self.workspace.namespace, self.name)
+        token = tokens.mint(key, audience, now, TOKEN_LIFETIME_S)
+        return token, datetime.fromtimestamp(now + TOKEN_REFRESH_AFTER_S)
 
-    def _signing_key(self) -> str:
+    def _signing_key(self) -> bytes:
+        """The key's bytes: the Secret holds them as base64url text (what the runtime
+        gets in KACI_AUTH_TOKEN_KEY and decodes the same way)."""
         import base64
 
         secret = self.workspace._kube.read_secret(api.keys_secret_name(self.name))
@@ -563,4 +564,11 @@ class AksWebservice(Webservice):
                 f"webservice {self.name} has no token signing key yet: the operator makes it "
                 "when it first deploys the service (wait_for_deployment())"
             )
-        return base64.b64decode(raw).decode()
+        text = base64.b64decode(raw).decode().strip()
+        try:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:
+            raise WebserviceException(
+                f"the tokenSigningKey of {api.keys_secret_name(self.name)} is not base64url: "
+                "delete that key from the Secret and the operator makes a new one"
+            ) from None
