@@ -14,7 +14,9 @@ from typing import Any
 
 from kaci.edges import kube, sources
 from kaci.edges.builder import Builder
+from kaci.edges.buildkit_builder import BuildkitBuilder
 from kaci.edges.buildlog import BuildLog
+from kaci.edges.docker_builder import DockerBuilder
 from kaci.render import image as render_image
 from kaci.settings import Settings
 
@@ -27,7 +29,10 @@ class LiveEdges:
 
     @cached_property
     def builder(self) -> Builder:
-        return Builder(self.settings)
+        """The driver settings.builder names (`remote` is buildkit's, elsewhere)."""
+        if self.settings.builder == "docker":
+            return DockerBuilder(self.settings)
+        return BuildkitBuilder(self.settings)
 
     def now(self) -> str:
         return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -60,7 +65,7 @@ class LiveEdges:
         return sources.fetch(namespace, source, owner, self.settings, self.builder)
 
     def store_model(self, files: Mapping[str, bytes], ref: str) -> tuple[str, bool]:
-        return self.builder.ensure(render_image.model_context(files), ref)
+        return self.builder.ensure(render_image.model_context(files), ref, kind="model")
 
     def base_digest(self, ref: str) -> str | None:
         return self.builder.base_digest(ref)
