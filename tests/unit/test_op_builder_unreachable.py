@@ -17,7 +17,9 @@ from kaci.settings import Settings
 
 
 def _builder(tmp_path: Path) -> DockerBuilder:
-    return DockerBuilder(Settings(builder="docker", docker_host=f"unix://{tmp_path / 'no-engine.sock'}"))
+    return DockerBuilder(
+        Settings(builder="docker", docker_host=f"unix://{tmp_path / 'no-engine.sock'}")
+    )
 
 
 def test_build_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> None:

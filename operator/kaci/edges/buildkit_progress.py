@@ -23,7 +23,11 @@ from typing import Any
 
 from kaci.edges.buildlog import BuildLog
 
-_STEP = re.compile(r"^\[\s*(\d+)/(\d+)\]\s+(.*)$")
+# `[ 3/12] RUN ...`, or `[stage-0 3/12] RUN ...` in a build with several stages.
+_STEP = re.compile(r"^\[(?:[^\]\s]+\s+)?\s*(\d+)/(\d+)\]\s+(.*)$")
+# Vertices whose error does not fail the build: the first build of an image has no
+# registry cache to import yet.
+_HARMLESS = ("importing cache manifest",)
 
 
 def step_line(name: str) -> str | None:
@@ -89,6 +93,11 @@ class RawJsonProgress:
         self.names[digest] = name
         line = step_line(name)
         new: list[str] = []
+        if v.get("error") and name.startswith(_HARMLESS):
+            if digest not in self.finished:
+                self.finished.add(digest)
+                new.append(f"WARNING: {v['error']}")
+            return new
         if line is None:
             if v.get("error"):
                 self._failed(name, str(v["error"]))
