@@ -4,8 +4,8 @@ no engine listens; the pure verdict on how a build stream ended."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest

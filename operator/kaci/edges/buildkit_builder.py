@@ -214,7 +214,9 @@ class BuildkitBuilder(Builder):
                 f"is the registry at {registry} up? trying again",
                 log.tail(),
             )
-        if progress.failed_step:
-            return BuildError(log.explain(), log.tail())
+        if not progress.failed_step:
+            # Not a Dockerfile step (the base image, a model image, the push): naming
+            # the last step that ran would blame the wrong line.
+            log.step = ""
         log.error = error
         return BuildError(log.explain(), log.tail())

@@ -136,14 +136,17 @@ class Distribution:
     def fetch_token(self, params: Mapping[str, str], creds: Credentials | None, scope: str) -> str:
         """The distribution token flow: ask the realm for a token for `scope` (the
         challenge's own scope wins: it names what this request needs)."""
-        query = {"scope": params.get("scope") or scope}
+        # Ours (what this client will do with the repository, push included) and the
+        # challenge's own (what this one request needed), so one token serves both.
+        scopes = list(dict.fromkeys([scope, *([params["scope"]] if params.get("scope") else [])]))
+        query: list[tuple[str, str]] = [("scope", s) for s in scopes]
         if params.get("service"):
-            query["service"] = params["service"]
+            query.append(("service", params["service"]))
         realm = params["realm"]
         if creds and creds.identity_token:
             # An OAuth refresh token: POSTed, as the token spec's OAuth2 flow says.
-            form = {**query, "grant_type": "refresh_token", "client_id": "kaci"}
-            form["refresh_token"] = creds.identity_token
+            form = [*query, ("grant_type", "refresh_token"), ("client_id", "kaci")]
+            form.append(("refresh_token", creds.identity_token))
             resp = self._send(
                 "POST",
                 realm,
