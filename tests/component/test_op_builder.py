@@ -1,6 +1,8 @@
 """The docker driver against the real Docker engine and the local registry: model
-images, scoring images from the walkthrough (air-gapped: local base image and wheelhouse), run and scored with `docker run`, built once per content, the dependency
-layer reused for a score.py change, and a missing pip package named in the failure."""
+images, scoring images from the walkthrough (air-gapped: local base image and
+wheelhouse), run and scored with `docker run`, built once per content, the
+dependency layer reused for a score.py change, and a missing pip package named in
+the failure."""
 
 from __future__ import annotations
 
