@@ -1,7 +1,7 @@
 """The buildkit driver against real parts: a buildkitd on this host (rootful, a unix
-socket; tests/component/hostbuildkit.py), the local registry (plain HTTP), and
+socket; tests/shared/hostbuildkit.py), the local registry (plain HTTP), and
 registries with credentials (docker-registry with htpasswd, and with token auth
-against a real token server: tests/component/authregistry.py).
+against a real token server: tests/shared/authregistry.py).
 
 Covered: a build with a zstd push (model images gzip) and the no-double-build
 guarantee; the registry cache serving a fresh buildkitd a score.py-only rebuild;
