@@ -358,3 +358,12 @@ def test_sdk_uploads_large_models_with_credentials(
         RegistryClient(reg.host, insecure=True).push_files(
             f"kaci/{NS}/model-files/big", "v2", files
         )
+
+
+def test_a_missing_base_image_fails_naming_the_from_step(settings: Settings) -> None:
+    b = BuildkitBuilder(settings)
+    ctx = {"Dockerfile": b"FROM 127.0.0.1:5000/kaci/no-such-base:1\nRUN true\n"}
+    with pytest.raises(BuildError) as err:
+        b.build_and_push(ctx, f"127.0.0.1:5000/kaci/{NS}/nobase:1")
+    assert "build failed at Step 1/2 : FROM 127.0.0.1:5000/kaci/no-such-base:1" in str(err.value)
+    assert "check baseImage" in str(err.value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 
-from kaci.edges.buildkit_progress import RawJsonProgress, step_line
+from kaci.edges.buildkit_progress import RawJsonProgress, dockerfile_step, step_line
 
 
 def _v(digest: str, name: str, **kw: object) -> str:
@@ -103,3 +103,22 @@ def test_an_error_outside_the_steps_is_kept() -> None:
     assert p.failed_step == ""
     assert p.errors == [refused]
     assert p.log.error == refused
+
+
+def test_a_failure_by_dockerfile_line_is_named_as_its_step() -> None:
+    dockerfile = (
+        'FROM base:1\n# a comment\n\nRUN a \\\n  && b\nCOPY x /x\nENV A=1 \\\n    B=2\nCMD ["x"]\n'
+    )
+    assert dockerfile_step(dockerfile, 1) == "Step 1/5 : FROM base:1"
+    assert dockerfile_step(dockerfile, 4) == "Step 2/5 : RUN a"
+    assert dockerfile_step(dockerfile, 5) == "Step 2/5 : RUN a"
+    assert dockerfile_step(dockerfile, 6) == "Step 3/5 : COPY x /x"
+    assert dockerfile_step(dockerfile, 9) == 'Step 5/5 : CMD ["x"]'
+    p = RawJsonProgress()
+    for line in [
+        "Dockerfile:1",
+        "   1 | >>> FROM base:1",
+        "error: failed to solve: base:1: not found",
+    ]:
+        p.feed_line(line)
+    assert p.dockerfile_line() == 1

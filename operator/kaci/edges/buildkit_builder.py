@@ -39,7 +39,7 @@ from kaci.edges.builder import (
     OnLines,
     build_outcome,
 )
-from kaci.edges.buildkit_progress import RawJsonProgress
+from kaci.edges.buildkit_progress import RawJsonProgress, dockerfile_step
 from kaci.edges.buildlog import BuildLog
 from kaci.render.modelfiles import check_name
 
@@ -142,7 +142,7 @@ class BuildkitBuilder(Builder):
             reader.join(timeout=5)
             if code == 0:
                 return self._pushed(ref, metadata, log, on_lines)
-            raise self._failure(progress, ref)
+            raise self._failure(progress, ref, context.get("Dockerfile", b"").decode())
 
     def _follow(
         self,
@@ -191,7 +191,7 @@ class BuildkitBuilder(Builder):
             on_lines(new, log)
         return digest
 
-    def _failure(self, progress: RawJsonProgress, ref: str) -> Exception:
+    def _failure(self, progress: RawJsonProgress, ref: str, dockerfile: str) -> Exception:
         """What a failed buildctl run means: see the module's docstring."""
         log = progress.log
         # A failed step's own error first; else buildctl's closing words.
@@ -215,8 +215,10 @@ class BuildkitBuilder(Builder):
                 log.tail(),
             )
         if not progress.failed_step:
-            # Not a Dockerfile step (the base image, a model image, the push): naming
-            # the last step that ran would blame the wrong line.
-            log.step = ""
+            # Not a step that ran (a base image that cannot be resolved, the push):
+            # the Dockerfile line buildctl points at, if any; never the last step
+            # that ran, which would blame the wrong line.
+            line = progress.dockerfile_line()
+            log.step = (dockerfile_step(dockerfile, line) if line else None) or ""
         log.error = error
         return BuildError(log.explain(), log.tail())

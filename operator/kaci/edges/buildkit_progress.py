@@ -30,6 +30,25 @@ _STEP = re.compile(r"^\[(?:[^\]\s]+\s+)?\s*(\d+)/(\d+)\]\s+(.*)$")
 _HARMLESS = ("importing cache manifest",)
 
 
+def dockerfile_step(dockerfile: str, line_no: int) -> str | None:
+    """`Step k/n : <instruction>` for the instruction on (1-based) line `line_no` of
+    `dockerfile`, counted as the steps are (comments, blank lines and continuation
+    lines are not steps). For failures buildkitd reports by Dockerfile line only
+    (a base image it cannot resolve) rather than on a step."""
+    starts: list[tuple[int, str]] = []
+    continued = False
+    for i, raw in enumerate(dockerfile.splitlines(), start=1):
+        text = raw.strip()
+        if not continued and text and not text.startswith("#"):
+            starts.append((i, text.rstrip("\\").strip()))
+        continued = text.endswith("\\") or (continued and not text)
+    for k, (start, text) in enumerate(starts, start=1):
+        following = starts[k][0] if k < len(starts) else 1 << 30
+        if start <= line_no < following:
+            return f"Step {k}/{len(starts)} : {text}"
+    return None
+
+
 def step_line(name: str) -> str | None:
     """A vertex's name as a log line; None for buildkitd's bookkeeping ([internal])."""
     m = _STEP.match(name)
@@ -138,6 +157,14 @@ class RawJsonProgress:
         if rest:
             self.partial[digest] = rest
         return [ln.rstrip() for ln in whole if ln.strip()]
+
+    def dockerfile_line(self) -> int | None:
+        """The Dockerfile line buildctl's closing words point at (`Dockerfile:12`)."""
+        for line in reversed(self.text):
+            m = re.match(r"^Dockerfile:(\d+)$", line.strip())
+            if m:
+                return int(m.group(1))
+        return None
 
     def closing_error(self) -> str:
         """buildctl's last `error: ...` line (what the build ended with), if any."""

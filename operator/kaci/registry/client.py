@@ -54,6 +54,7 @@ class Distribution:
         # Registries spoken to over plain HTTP (a local test registry); TLS elsewhere.
         self.plain_http = {h.lower() for h in plain_http}
         self.http = urllib3.PoolManager(
+            maxsize=16,  # the operator's passes share one client (settings.max_workers)
             timeout=urllib3.Timeout(connect=10.0, read=timeout_s),
             retries=urllib3.Retry(connect=2, read=1, redirect=5, status=0, other=0),
         )
