@@ -102,3 +102,13 @@ def test_docker_config_reaches_buildctl() -> None:
     env = buildctl.environment({"PATH": "/bin"}, "/var/run/kaci/registry-push")
     assert env == {"PATH": "/bin", "DOCKER_CONFIG": "/var/run/kaci/registry-push"}
     assert buildctl.environment({"PATH": "/bin"}, None) == {"PATH": "/bin"}
+
+
+def test_each_driver_setting_picks_its_builder() -> None:
+    from kaci.edges.buildkit_builder import BuildkitBuilder
+    from kaci.edges.docker_builder import DockerBuilder
+    from kaci.edges.live import LiveEdges
+
+    assert isinstance(LiveEdges(Settings()).builder, BuildkitBuilder)  # the default
+    assert isinstance(LiveEdges(Settings(builder="remote")).builder, BuildkitBuilder)
+    assert isinstance(LiveEdges(Settings(builder="docker")).builder, DockerBuilder)
