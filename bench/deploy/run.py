@@ -376,6 +376,8 @@ def measure(run: Run, option: int) -> dict[str, dict[str, float]]:
             out["warm"] = run.timed(option, name, *docs)
         for d in reversed(docs):
             run.delete(d["kind"].lower(), d["metadata"]["name"])
+        if WAIT_PODS_GONE:
+            run.pods_gone(name)  # the next case does not wait for this one's CPU either
     return out
 
 
