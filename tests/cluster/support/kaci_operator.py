@@ -6,8 +6,9 @@ another kaci operator on the same cluster (the Helm chart's) leaves them alone.
 
 It builds on the buildkit driver (the default), against the first of:
 1. `KACI_TEST_BUILDKIT_ADDR` (+ `KACI_TEST_BUILDKIT_TLS_DIR` holding ca.crt, tls.crt,
-   tls.key, and `KACI_TEST_BUILDKIT_TLS_SERVER_NAME`): a buildkitd reachable from this
-   host, e.g. the chart's in-cluster one on its NodePort;
+   tls.key, `KACI_TEST_BUILDKIT_TLS_SERVER_NAME`, and `KACI_TEST_REGISTRY`, the
+   registry as that buildkitd reaches it, e.g. 10.88.0.1:5000): a buildkitd reachable
+   from this host, e.g. the chart's in-cluster one on its NodePort;
 2. a buildkitd of its own on this host (tests/shared/hostbuildkit.py), started on
    first use and stopped at the end of the session (`stop_host_buildkitd`).
 `KACI_TEST_BUILDER=docker` runs them on the docker driver instead; a test that is
@@ -58,6 +59,15 @@ def builder_env() -> dict[str, str]:
             env["KACI_BUILDKIT_TLS_SERVER_NAME"] = os.environ["KACI_TEST_BUILDKIT_TLS_SERVER_NAME"]
         if os.environ.get("KACI_TEST_BUILDCTL"):
             env["KACI_BUILDCTL"] = os.environ["KACI_TEST_BUILDCTL"]
+        registry = os.environ.get("KACI_TEST_REGISTRY")
+        if registry:
+            # The registry as that buildkitd reaches it (a Pod's 127.0.0.1 is its own:
+            # the node address), while the kubelet keeps pulling 127.0.0.1:5000.
+            env |= {
+                "KACI_REGISTRY": registry,
+                "KACI_REGISTRY_PULL": "127.0.0.1:5000",
+                "KACI_DEFAULT_BASE_IMAGE": f"{registry}/kaci/python:3.11",
+            }
         return env
     daemon = host_buildkitd()
     return {
