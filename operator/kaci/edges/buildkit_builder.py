@@ -132,12 +132,11 @@ class BuildkitBuilder(Builder):
             reader.start()
             try:
                 self._follow(progress, lines, deadline, on_lines)
-            except BuildError:
+            except BaseException:
+                # The deadline, or trouble streaming the progress (the API server):
+                # never leave a build running that nobody follows.
                 self._cancel(proc)
                 raise
-            finally:
-                if proc.poll() is None and time.monotonic() > deadline:
-                    self._cancel(proc)
             code = proc.wait()
             reader.join(timeout=5)
             if code == 0:
