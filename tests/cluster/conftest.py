@@ -29,7 +29,10 @@ import pytest
 from kaci.azureml.core import Workspace
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-from support.kaci_operator import run_operator  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
+    run_operator,
+    stop_host_buildkitd,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -298,3 +301,8 @@ def sdk_workspace(crds: None, namespace: str) -> Iterator[Workspace]:
                 )
             # Shown by pytest when the test failed.
             print("operator log (tail):\n" + op.log_tail())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The test operators' own host buildkitd (if one was started) stops with the session."""
+    stop_host_buildkitd()

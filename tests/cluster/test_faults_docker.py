@@ -30,7 +30,12 @@ from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     start_docker_and_registry,
     webservice,
 )
-from support.kaci_operator import first_score, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
+from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
+    DOCKER_DRIVER,
+    first_score,
+    run_operator,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
@@ -56,7 +61,7 @@ def test_docker_engine_restarted_during_a_build(
     img = image("slow", ["factor"], marker)
     # A step long enough for the engine's stop to land inside it (its container is running).
     img["spec"]["dockerSteps"] = f"RUN echo {marker} && sleep 30"
-    with run_operator(f"dkr-{secrets.token_hex(3)}") as op:
+    with run_operator(f"dkr-{secrets.token_hex(3)}", DOCKER_DRIVER) as op:
         ready_factor_model(kubectl, namespace, op.label)
 
         def status() -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""The operator's builder against the real Docker engine and the local registry:
-model images, scoring images from the walkthrough (air-gapped: local base image and
-wheelhouse), run and scored with `docker run`, built once per content, the dependency
-layer reused for a score.py change, and a missing pip package named in the failure."""
+"""The docker driver against the real Docker engine and the local registry: model
+images, scoring images from the walkthrough (air-gapped: local base image and
+wheelhouse), run and scored with `docker run`, built once per content, the
+dependency layer reused for a score.py change, and a missing pip package named in
+the failure."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import joblib
 import numpy as np
 import pytest
 import requests
-from kaci.edges.builder import Builder, BuildError
+from kaci.edges.builder import BuildError
 from kaci.edges.buildlog import BuildLog
+from kaci.edges.docker_builder import DockerBuilder as Builder
 from kaci.reconcile.image import runtime_files, runtime_requirements
 from kaci.render import conda, modelfiles, names
 from kaci.render import image as imagerender
@@ -34,6 +36,7 @@ NS = "component-op"
 @pytest.fixture(scope="module")
 def settings(docker_engine: str, registry: str) -> Settings:
     return Settings(
+        builder="docker",
         docker_host=docker_engine,
         registry=registry,
         default_base_image=f"{registry}/kaci/python:3.11",
@@ -58,7 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, l
 def model_layer(b: Builder, s: Settings, model_file: Path) -> imagerender.ModelLayer:
     files = {"sklearn_mnist_model.pkl": model_file.read_bytes()}
     ref = names.model_image_ref(s.registry, NS, "sklearn_mnist", modelfiles.digest(files))
-    b.ensure(imagerender.model_context(files), ref)
+    b.ensure(imagerender.model_context(files), ref, kind="model")
     return imagerender.ModelLayer("sklearn_mnist", 1, ref)
 
 
@@ -100,7 +103,7 @@ def test_model_image_round_trip(settings: Settings) -> None:
     files = {"model.bin": secrets.token_bytes(256), "sub/config.json": b'{"a": 1}'}
     ref = names.model_image_ref(settings.registry, NS, "Round_Trip", modelfiles.digest(files))
     assert b.remote_digest(ref) is None
-    digest, built = b.ensure(imagerender.model_context(files), ref)
+    digest, built = b.ensure(imagerender.model_context(files), ref, kind="model")
     assert built
     assert digest.startswith("sha256:")
     assert b.remote_digest(ref) == digest

@@ -4,17 +4,22 @@ no engine listens; the pure verdict on how a build stream ended."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kaci.edges.builder import Builder, EngineUnavailableError, build_outcome
+from kaci.edges.builder import build_outcome
+from kaci.edges.docker_builder import DockerBuilder, EngineUnavailableError
+from kaci.edges.registry import RegistryUnavailableError
 from kaci.render import image as imagerender
 from kaci.settings import Settings
 
 
-def _builder(tmp_path: Path) -> Builder:
-    return Builder(Settings(docker_host=f"unix://{tmp_path / 'no-engine.sock'}"))
+def _builder(tmp_path: Path) -> DockerBuilder:
+    return DockerBuilder(
+        Settings(builder="docker", docker_host=f"unix://{tmp_path / 'no-engine.sock'}")
+    )
 
 
 def test_build_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> None:
@@ -25,9 +30,16 @@ def test_build_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> N
     assert "trying again" in str(e.value)
 
 
-def test_registry_lookup_against_an_unreachable_engine_says_try_again(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailableError):
-        _builder(tmp_path).base_digest("127.0.0.1:5000/kaci/python:3.11")
+def test_registry_lookup_where_no_registry_listens_says_try_again() -> None:
+    # Tag and base image look-ups go to the registry itself (no engine): a port where
+    # nothing listens is the registry being down, a retry.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(builder="docker", registry=f"127.0.0.1:{port}")
+    with pytest.raises(RegistryUnavailableError) as e:
+        DockerBuilder(settings).remote_digest(f"127.0.0.1:{port}/kaci/python:3.11")
+    assert "trying again" in str(e.value)
 
 
 def test_engine_answers_is_false_where_no_engine_listens(tmp_path: Path) -> None:
@@ -55,10 +67,10 @@ def _never() -> bool:
             "The command '/bin/sh -c sleep 30' returned a non-zero code: 137",
             None,
             lambda: False,
-            "engine",
+            "builder",
         ),
         # the stream ended with neither a result nor an error: cut off
-        (None, None, _never, "engine"),
+        (None, None, _never, "builder"),
         # an error after a result (e.g. a failed tag) is still a failure
         ("tag failed", "4f0b9da9fab8", lambda: True, "failed"),
     ],

@@ -184,7 +184,12 @@ class SimEdges:
         return "sha256:base"
 
     def build(
-        self, context: Mapping[str, bytes], ref: str, on_log: Any, before_build: Any
+        self,
+        context: Mapping[str, bytes],
+        ref: str,
+        on_log: Any,
+        before_build: Any,
+        compression: str | None = None,
     ) -> tuple[str, bool]:
         before_build()
         self.builds.append(ref)

@@ -28,6 +28,7 @@ class Recorder:
         self.settings = Settings(registry="reg", default_base_image="base")
         self.calls: list[tuple[str, Any]] = []
         self.readied: list[tuple[str, str]] = []
+        self.compressions: list[str | None] = []
         self.answers = answers
 
     def now(self) -> str:
@@ -72,8 +73,14 @@ class Recorder:
         return "sha256:base"
 
     def build(
-        self, context: Mapping[str, bytes], ref: str, on_log: Any, before: Any
+        self,
+        context: Mapping[str, bytes],
+        ref: str,
+        on_log: Any,
+        before: Any,
+        compression: str | None = None,
     ) -> tuple[str, bool]:
+        self.compressions.append(compression)
         before()
         self.calls.append(("build", ref))
         return "sha256:built", True
@@ -300,3 +307,16 @@ def test_a_webservice_turning_healthy_reports_its_deploy_time() -> None:
     again = Recorder()
     reconcile_webservice(_serving(ws, again), again)
     assert again.readied == []  # still Ready: nothing new to measure
+
+
+def test_an_images_layer_compression_reaches_the_builder_and_its_tag() -> None:
+    spec = {"models": [], "executionScript": {"inline": SCORE}}
+    default, gzip = Recorder(), Recorder()
+    reconcile_image(ImageSeen(obj(api.IMAGE, "img", spec), {}, []), default)
+    reconcile_image(
+        ImageSeen(obj(api.IMAGE, "img", {**spec, "layerCompression": "gzip"}), {}, []), gzip
+    )
+    assert default.compressions == [None]
+    assert gzip.compressions == ["gzip"]
+    tags = [edges.statuses()[-1]["contentHash"] for edges in (default, gzip)]
+    assert tags[0] != tags[1]  # the same inputs with other layers are another image

@@ -1,7 +1,10 @@
 """Push and pull model files as a one-layer OCI image, with the registry HTTP API.
 
-Only the Distribution API (`/v2/`) is used, anonymously (the local registry of a
-kaci install) — no Docker Engine is needed on the SDK user's machine.
+Only the Distribution API (`/v2/`) is used (kaci.registry), with the user's own
+registry credentials as `docker login` keeps them ($DOCKER_CONFIG/config.json or
+~/.docker/config.json: `auths`, Basic or the token flow), so ECR, GAR, ACR and
+Harbor work as well as a local registry — no Docker Engine is needed on the SDK
+user's machine.
 The image is a plain Docker schema-2 image (config + one gzip tar layer holding
 the files at `/`), so `docker pull`, a Dockerfile `COPY --from=` and the operator
 all read it.
@@ -15,22 +18,26 @@ import io
 import json
 import shutil
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import urllib3
-
 from kaci.azureml._files import ModelFile
 from kaci.azureml.exceptions import UserErrorException, WebserviceException
+from kaci.registry.auth import ConfigError, load_config, user_config_path
+from kaci.registry.client import (
+    Distribution,
+    RegistryDenied,
+    RegistryError,
+    RegistryUnreachable,
+)
+from kaci.registry.reference import Reference as ImageRef
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
 LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-ACCEPT = ", ".join([MANIFEST_V2, OCI_MANIFEST, MANIFEST_LIST, OCI_INDEX])
 
 
 @dataclass(frozen=True)
@@ -128,106 +135,79 @@ def image_blobs(files: list[ModelFile]) -> tuple[bytes, bytes, bytes]:
 
 
 class RegistryClient:
-    def __init__(self, registry: str, insecure: bool) -> None:
+    def __init__(self, registry: str, insecure: bool, config: dict[str, Any] | None = None) -> None:
         self.registry = registry
-        self.base = f"{'http' if insecure else 'https'}://{registry}"
-        self.http = urllib3.PoolManager(retries=urllib3.Retry(connect=3, read=2, redirect=3))
-
-    def _req(self, method: str, url: str, **kw: Any) -> urllib3.BaseHTTPResponse:
+        host = registry.split("/", 1)[0]
         try:
-            return self.http.request(method, url, **kw)
-        except urllib3.exceptions.HTTPError as exc:
-            raise WebserviceException(f"registry {self.registry} unreachable: {exc}") from None
+            creds = load_config(user_config_path()) if config is None else config
+        except ConfigError as e:
+            raise UserErrorException(str(e)) from None
+        self.http = Distribution(creds, [host] if insecure else [])
 
-    @staticmethod
-    def _check(resp: urllib3.BaseHTTPResponse, what: str, ok: tuple[int, ...]) -> None:
-        if resp.status not in ok:
-            body = resp.data[:300].decode(errors="replace").strip()
-            raise WebserviceException(f"{what}: registry answered {resp.status} {body}")
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except RegistryUnreachable as e:
+            raise WebserviceException(f"{what}: {e}") from None
+        except RegistryDenied as e:
+            raise UserErrorException(f"{what}: {e}") from None
+        except RegistryError as e:
+            raise WebserviceException(f"{what}: {e}") from None
 
-    def _put_blob(self, repo: str, data: bytes) -> None:
-        digest = _sha(data)
-        head = self._req("HEAD", f"{self.base}/v2/{repo}/blobs/{digest}")
-        if head.status == 200:
-            return  # the registry already has it: uploads are content-addressed
-        start = self._req("POST", f"{self.base}/v2/{repo}/blobs/uploads/")
-        self._check(start, f"start upload to {repo}", (202,))
-        location = start.headers["Location"]
-        if location.startswith("/"):
-            location = self.base + location
-        sep = "&" if "?" in location else "?"
-        put = self._req(
-            "PUT",
-            f"{location}{sep}digest={digest}",
-            body=data,
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
-        )
-        self._check(put, f"upload blob to {repo}", (201,))
+    def _ref(self, repository: str, tag: str | None = None) -> ImageRef:
+        return ImageRef(self.registry.split("/", 1)[0], repository, tag)
 
     def push_files(self, repository: str, tag: str, files: list[ModelFile]) -> str:
         """Push the files as `registry/repository:tag`; returns the digest reference."""
         layer, config, manifest = image_blobs(files)
-        self._put_blob(repository, layer)
-        self._put_blob(repository, config)
-        resp = self._req(
-            "PUT",
-            f"{self.base}/v2/{repository}/manifests/{tag}",
-            body=manifest,
-            headers={"Content-Type": MANIFEST_V2},
-        )
-        self._check(resp, f"push manifest {repository}:{tag}", (201,))
-        return f"{self.registry}/{repository}@{_sha(manifest)}"
-
-    def _manifest(self, ref: Reference) -> dict[str, Any]:
-        resp = self._req(
-            "GET",
-            f"{self.base}/v2/{ref.repository}/manifests/{ref.ref}",
-            headers={"Accept": ACCEPT},
-        )
-        self._check(resp, f"read manifest of {ref}", (200,))
-        doc: dict[str, Any] = json.loads(resp.data)
-        if doc.get("mediaType") in (MANIFEST_LIST, OCI_INDEX) or "manifests" in doc:
-            entries = doc.get("manifests") or []
-            pick = next(
-                (m for m in entries if m.get("platform", {}).get("os") in (None, "linux")), None
-            )
-            if pick is None:
-                raise WebserviceException(f"{ref}: image index has no linux image")
-            return self._manifest(Reference(ref.registry, ref.repository, None, pick["digest"]))
-        return doc
+        ref = self._ref(repository, tag)
+        with self._errors(f"push of {self.registry}/{repository}:{tag}"):
+            self.http.upload_blob(ref, layer)
+            self.http.upload_blob(ref, config)
+            digest = self.http.put_manifest(ref, manifest, MANIFEST_V2)
+        return f"{self.registry}/{repository}@{digest}"
 
     def pull_files(self, reference: str, subpath: str, target: Path) -> list[Path]:
         """Extract the image's files under `subpath` (e.g. "/") into `target`."""
         ref = parse_reference(reference)
-        manifest = self._manifest(ref)
+        image = self._ref(ref.repository, ref.tag)
+        if ref.digest:
+            image = image.with_digest(ref.digest)
         prefix = subpath.strip("/")
         written: list[Path] = []
         target.mkdir(parents=True, exist_ok=True)
         root = target.resolve()
-        for layer in manifest.get("layers", []):
-            resp = self._req(
-                "GET",
-                f"{self.base}/v2/{ref.repository}/blobs/{layer['digest']}",
-                preload_content=False,
-            )
-            self._check(resp, f"read layer of {ref}", (200,))
-            with tarfile.open(fileobj=resp, mode="r|*") as tar:
-                for member in tar:
-                    name = member.name.lstrip("./").lstrip("/")
-                    if prefix:
-                        if not name.startswith(prefix + "/"):
-                            continue
-                        name = name[len(prefix) + 1 :]
-                    if not member.isfile() or not name or name.split("/")[-1].startswith(".wh."):
-                        continue
-                    dest = (root / name).resolve()
-                    if not dest.is_relative_to(root):
-                        raise WebserviceException(f"{ref}: layer path {member.name!r} escapes")
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    with dest.open("wb") as out:
-                        shutil.copyfileobj(src, out)
-                    written.append(dest)
-            resp.release_conn()
+        with self._errors(f"read of {reference}"):
+            manifest = self.http.image_manifest(image)
+            for layer in manifest.get("layers", []):
+                resp = self.http.open_blob(image, str(layer["digest"]))
+                try:
+                    written += _extract(resp, prefix, root, reference)
+                finally:
+                    resp.release_conn()
         return written
+
+
+def _extract(stream: Any, prefix: str, root: Path, reference: str) -> list[Path]:
+    """A layer's regular files under `prefix` into `root` (names may not escape it)."""
+    written: list[Path] = []
+    with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            name = member.name.lstrip("./").lstrip("/")
+            if prefix:
+                if not name.startswith(prefix + "/"):
+                    continue
+                name = name[len(prefix) + 1 :]
+            if not member.isfile() or not name or name.split("/")[-1].startswith(".wh."):
+                continue
+            dest = (root / name).resolve()
+            if not dest.is_relative_to(root):
+                raise WebserviceException(f"{reference}: layer path {member.name!r} escapes")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None
+            with dest.open("wb") as out:
+                shutil.copyfileobj(src, out)
+            written.append(dest)
+    return written

@@ -1,4 +1,8 @@
-"""Follow a Docker build's JSON stream and explain a failure in user words (pure)."""
+"""A build's log (the last lines, the current step) and a failure in user words (pure).
+
+The docker driver feeds it the engine's JSON stream items (`feed`); the buildkit
+driver the lines kaci.edges.buildkit_progress makes of buildctl's progress (`add`).
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,10 @@ class BuildLog:
         if "error" in item:
             self.error = str(item["error"]).strip()
             new.append(f"ERROR: {self.error}")
+        return self.add(new)
+
+    def add(self, new: list[str]) -> list[str]:
+        """Keep `new` lines (the tail and the whole text); returns them."""
         for line in new:
             self.lines.append(line)
             self.all_text.append(line)

@@ -18,7 +18,9 @@ from urllib3.exceptions import HTTPError
 
 from kaci.edges import kube, metrics, sources
 from kaci.edges.builder import Builder
+from kaci.edges.buildkit_builder import BuildkitBuilder
 from kaci.edges.buildlog import BuildLog
+from kaci.edges.docker_builder import DockerBuilder
 from kaci.errors import InfraDown, UserError
 from kaci.render import image as render_image
 from kaci.settings import Settings
@@ -34,7 +36,10 @@ class LiveEdges:
 
     @cached_property
     def builder(self) -> Builder:
-        return Builder(self.settings)
+        """The driver settings.builder names (`remote` is buildkit's, elsewhere)."""
+        if self.settings.builder == "docker":
+            return DockerBuilder(self.settings)
+        return BuildkitBuilder(self.settings)
 
     def now(self) -> str:
         return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -83,7 +88,7 @@ class LiveEdges:
     def store_model(self, files: Mapping[str, bytes], ref: str) -> tuple[str, bool]:
         context = render_image.model_context(files)
         with counted_build("model", context) as result:
-            return result(self.builder.ensure(context, ref))
+            return result(self.builder.ensure(context, ref, kind="model"))
 
     def base_digest(self, ref: str) -> str | None:
         return self.builder.base_digest(ref)
@@ -94,12 +99,17 @@ class LiveEdges:
         ref: str,
         on_log: Callable[[list[str], str], None],
         before_build: Callable[[], None],
+        compression: str | None = None,
     ) -> tuple[str, bool]:
         def lines(new: list[str], log: BuildLog) -> None:
             on_log(new, log.tail(LOG_TAIL_LINES))
 
         with counted_build("scoring", context) as result:
-            return result(self.builder.ensure(context, ref, lines, before_build=before_build))
+            return result(
+                self.builder.ensure(
+                    context, ref, lines, before_build=before_build, compression=compression
+                )
+            )
 
     def became_ready(self, kind: str, since: str) -> None:
         started = datetime.datetime.fromisoformat(since.replace("Z", "+00:00"))

@@ -66,6 +66,7 @@ class Edges(Protocol):
         ref: str,
         on_log: Callable[[list[str], str], None],
         before_build: Callable[[], None],
+        compression: str | None = None,
     ) -> tuple[str, bool]: ...
 
     def pod_log(self, namespace: str, pod: str, previous: bool) -> str: ...

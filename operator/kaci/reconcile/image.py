@@ -303,7 +303,9 @@ def build(
         )
 
     try:
-        digest, built = edges.build(context, tag, progress, mark_running)
+        digest, built = edges.build(
+            context, tag, progress, mark_running, compression=inputs.layer_compression
+        )
     except Exception as e:
         return build_failed(edges, body, e, fields)
     if built:

@@ -3,6 +3,16 @@
 The operator runs as a subprocess (`python -m kaci.operator`, all namespaces) with a
 fresh `KACI_OPERATOR_INSTANCE`, so it handles only objects carrying that label, and
 another kaci operator on the same cluster (the Helm chart's) leaves them alone.
+
+It builds on the buildkit driver (the default), against the first of:
+1. `KACI_TEST_BUILDKIT_ADDR` (+ `KACI_TEST_BUILDKIT_TLS_DIR` holding ca.crt, tls.crt,
+   tls.key, `KACI_TEST_BUILDKIT_TLS_SERVER_NAME`, and `KACI_TEST_REGISTRY`, the
+   registry as that buildkitd reaches it, e.g. 10.88.0.1:5000): a buildkitd reachable
+   from this host, e.g. the chart's in-cluster one on its NodePort;
+2. a buildkitd of its own on this host (tests/shared/hostbuildkit.py), started on
+   first use and stopped at the end of the session (`stop_host_buildkitd`).
+`KACI_TEST_BUILDER=docker` runs them on the docker driver instead; a test that is
+about the Docker Engine asks for it with `DOCKER_DRIVER`.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +35,70 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "mnist"
 INSTANCE_LABEL = "kaci.dev/operator"
+DOCKER_DRIVER = {"KACI_BUILDER": "docker"}
+
+_host_buildkitd: list[Any] = []  # [the context manager, the running daemon]
+_host_lock = threading.Lock()
+
+
+def builder_env() -> dict[str, str]:
+    """The KACI_* settings of the builder the test operators use (see the docstring)."""
+    if os.environ.get("KACI_TEST_BUILDER") == "docker":
+        return dict(DOCKER_DRIVER)
+    addr = os.environ.get("KACI_TEST_BUILDKIT_ADDR")
+    if addr:
+        env = {"KACI_BUILDER": "buildkit", "KACI_BUILDKIT_ADDR": addr}
+        tls = os.environ.get("KACI_TEST_BUILDKIT_TLS_DIR")
+        if tls:
+            env |= {
+                "KACI_BUILDKIT_TLS_CA": f"{tls}/ca.crt",
+                "KACI_BUILDKIT_TLS_CERT": f"{tls}/tls.crt",
+                "KACI_BUILDKIT_TLS_KEY": f"{tls}/tls.key",
+            }
+        if os.environ.get("KACI_TEST_BUILDKIT_TLS_SERVER_NAME"):
+            env["KACI_BUILDKIT_TLS_SERVER_NAME"] = os.environ["KACI_TEST_BUILDKIT_TLS_SERVER_NAME"]
+        if os.environ.get("KACI_TEST_BUILDCTL"):
+            env["KACI_BUILDCTL"] = os.environ["KACI_TEST_BUILDCTL"]
+        registry = os.environ.get("KACI_TEST_REGISTRY")
+        if registry:
+            # The registry as that buildkitd reaches it (a Pod's 127.0.0.1 is its own:
+            # the node address), while the kubelet keeps pulling 127.0.0.1:5000.
+            env |= {
+                "KACI_REGISTRY": registry,
+                "KACI_REGISTRY_PULL": "127.0.0.1:5000",
+                "KACI_DEFAULT_BASE_IMAGE": f"{registry}/kaci/python:3.11",
+            }
+        return env
+    daemon = host_buildkitd()
+    return {
+        "KACI_BUILDER": "buildkit",
+        "KACI_BUILDKIT_ADDR": daemon.addr,
+        "KACI_BUILDCTL": daemon.buildctl,
+    }
+
+
+def host_buildkitd() -> Any:
+    """This session's own buildkitd on the host (started once; it reaches the local
+    registry on 127.0.0.1:5000 as the kubelet does). Fails, never skips, without
+    the binaries: the cluster tier must not skip the build path."""
+    import hostbuildkit  # type: ignore[import-not-found,unused-ignore]
+
+    with _host_lock:
+        if not _host_buildkitd:
+            folder = hostbuildkit.binaries()
+            if folder is None:
+                raise RuntimeError(hostbuildkit.skip_reason())
+            cm = hostbuildkit.running(folder, ["127.0.0.1:5000"])
+            _host_buildkitd.extend([cm, cm.__enter__()])
+        return _host_buildkitd[1]
+
+
+def stop_host_buildkitd() -> None:
+    with _host_lock:
+        if _host_buildkitd:
+            cm, _ = _host_buildkitd
+            _host_buildkitd.clear()
+            cm.__exit__(None, None, None)
 
 
 @dataclass
@@ -57,6 +132,7 @@ def run_operator(instance: str, extra_env: dict[str, str] | None = None) -> Iter
         "KACI_PIP_FIND_LINKS": "/wheels",
         "KACI_PIP_NO_INDEX": "true",
         "KACI_BUILD_TIMEOUT_S": "900",
+        **builder_env_unless_given(extra_env),
         **(extra_env or {}),
     }
     with log.open("wb") as out:
@@ -74,6 +150,13 @@ def run_operator(instance: str, extra_env: dict[str, str] | None = None) -> Iter
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+def builder_env_unless_given(extra_env: dict[str, str] | None) -> dict[str, str]:
+    """The session's builder, unless the test names one (KACI_BUILDER) itself."""
+    if extra_env and "KACI_BUILDER" in extra_env:
+        return {}
+    return builder_env()
 
 
 def example(name: str) -> list[dict[str, Any]]:
