@@ -45,12 +45,17 @@ def test_default_chart_runs_rootless_buildkitd_and_an_operator_without_host_path
     suffix = secrets.token_hex(3)
     ns = make_namespace(f"t-bki-chart-{suffix}", PRIVILEGED)
     rel = ChartRelease(
-        name="bki", namespace=ns, instance=f"t-bki-{suffix}", kubectl=kubectl,
+        name="bki",
+        namespace=ns,
+        instance=f"t-bki-{suffix}",
+        kubectl=kubectl,
         args=demo_args(build_operator_image(), driver="buildkit"),
     )
     try:
         rel.install()
-        (operator,) = _pods(kubectl, ns, "app.kubernetes.io/instance=bki,app.kubernetes.io/component=operator")
+        (operator,) = _pods(
+            kubectl, ns, "app.kubernetes.io/instance=bki,app.kubernetes.io/component=operator"
+        )
         assert operator["status"]["phase"] == "Running"
         volumes = operator["spec"]["volumes"]
         assert [v["name"] for v in volumes if "hostPath" in v] == []
@@ -63,25 +68,37 @@ def test_default_chart_runs_rootless_buildkitd_and_an_operator_without_host_path
         assert "v0.34.2" in version
         kubectl("exec", "-n", ns, name, "--", "test", "-r", env["KACI_BUILDKIT_TLS_KEY"] or "")
 
-        (bk,) = _pods(kubectl, ns, "app.kubernetes.io/instance=bki,app.kubernetes.io/component=builder")
+        (bk,) = _pods(
+            kubectl, ns, "app.kubernetes.io/instance=bki,app.kubernetes.io/component=builder"
+        )
         assert bk["status"]["phase"] == "Running"
         assert all(c["ready"] for c in bk["status"]["containerStatuses"])
         # Every process of the container is user 1000 on the node (rootlesskit, and
         # buildkitd, root only in its user namespace), and that namespace maps its root
         # to 1000 and the rest to the image's subordinate ids.
         bk_name = bk["metadata"]["name"]
-        uids = kubectl("exec", "-n", ns, bk_name, "--", "sh", "-c", "grep -h ^Uid: /proc/[0-9]*/status")
-        assert uids.strip() and all(
-            line.split()[1:] == ["1000"] * 4 for line in uids.splitlines()
-        ), uids
+        uids = kubectl(
+            "exec", "-n", ns, bk_name, "--", "sh", "-c", "grep -h ^Uid: /proc/[0-9]*/status"
+        )
+        assert uids.strip()
+        assert all(line.split()[1:] == ["1000"] * 4 for line in uids.splitlines()), uids
         maps = kubectl("exec", "-n", ns, bk_name, "--", "sh", "-c", "cat /proc/[0-9]*/uid_map")
         rows = {tuple(line.split()) for line in maps.splitlines() if line.strip()}
         assert {("0", "1000", "1"), ("1", "100000", "65536")} <= rows, maps
         # buildkitd answers the operator Pod over mTLS through its Service.
         workers = kubectl(
-            "exec", "-n", ns, name, "--", "buildctl", f"--addr={env['KACI_BUILDKIT_ADDR']}",
-            f"--tlscacert={env['KACI_BUILDKIT_TLS_CA']}", f"--tlscert={env['KACI_BUILDKIT_TLS_CERT']}",
-            f"--tlskey={env['KACI_BUILDKIT_TLS_KEY']}", "debug", "workers",
+            "exec",
+            "-n",
+            ns,
+            name,
+            "--",
+            "buildctl",
+            f"--addr={env['KACI_BUILDKIT_ADDR']}",
+            f"--tlscacert={env['KACI_BUILDKIT_TLS_CA']}",
+            f"--tlscert={env['KACI_BUILDKIT_TLS_CERT']}",
+            f"--tlskey={env['KACI_BUILDKIT_TLS_KEY']}",
+            "debug",
+            "workers",
         )
         assert "linux/amd64" in workers
     except Exception as exc:
@@ -93,9 +110,17 @@ def test_default_chart_runs_rootless_buildkitd_and_an_operator_without_host_path
 
 def _manifest(repo: str, ref: str) -> dict[str, Any]:
     out = subprocess.run(
-        ["curl", "-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
-         f"http://{PULL_REGISTRY}/v2/{repo}/manifests/{ref}"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            "curl",
+            "-fsS",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            f"http://{PULL_REGISTRY}/v2/{repo}/manifests/{ref}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     doc: dict[str, Any] = json.loads(out)
     return doc
@@ -114,18 +139,28 @@ def test_buildctl_builds_and_pushes_zstd_which_the_kubelet_runs(
     metadata = tmp_path / "metadata.json"
     build = subprocess.run(
         [
-            buildctl(), *buildkitd.buildctl_args(), "build", "--frontend=dockerfile.v0",
-            f"--local=context={tmp_path}", f"--local=dockerfile={tmp_path}",
-            "--output", f"type=image,name={NODE_REGISTRY}/{repo}:1,push=true,registry.insecure=true,"
+            buildctl(),
+            *buildkitd.buildctl_args(),
+            "build",
+            "--frontend=dockerfile.v0",
+            f"--local=context={tmp_path}",
+            f"--local=dockerfile={tmp_path}",
+            "--output",
+            f"type=image,name={NODE_REGISTRY}/{repo}:1,push=true,registry.insecure=true,"
             "compression=zstd,force-compression=true,oci-mediatypes=true",
-            f"--metadata-file={metadata}", "--progress=plain",
+            f"--metadata-file={metadata}",
+            "--progress=plain",
         ],
-        capture_output=True, text=True, check=False, timeout=900,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
     )
     assert build.returncode == 0, build.stderr[-4000:]
     digest = json.loads(metadata.read_text())["containerimage.digest"]
     layers = _manifest(repo, digest)["layers"]
-    assert layers and {layer["mediaType"] for layer in layers} == {
+    assert layers
+    assert {layer["mediaType"] for layer in layers} == {
         "application/vnd.oci.image.layer.v1.tar+zstd"
     }
     # The kubelet pulls it by the registry's host name, by digest.
@@ -153,7 +188,10 @@ def test_a_client_without_a_certificate_is_refused(buildkitd: Buildkitd) -> None
     args = [a for a in buildkitd.buildctl_args() if not a.startswith(("--tlscert", "--tlskey"))]
     proc = subprocess.run(
         [buildctl(), *args, "--timeout=20", "debug", "workers"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "certificate required" in proc.stderr, proc.stderr
@@ -161,6 +199,9 @@ def test_a_client_without_a_certificate_is_refused(buildkitd: Buildkitd) -> None
     # the address).
     ok = subprocess.run(
         [buildctl(), *buildkitd.buildctl_args(), "debug", "workers"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert ok.returncode == 0, ok.stderr

@@ -98,7 +98,9 @@ def test_chart_certificates_name_the_service_and_chain_to_one_ca(tmp_path: Path)
     secrets = {d["metadata"]["name"]: d for d in of_kind(docs, "Secret")}
     server, client = secrets["kaci-buildkitd-tls"], secrets["kaci-buildkit-client-tls"]
     assert server["data"]["ca.crt"] == client["data"]["ca.crt"]
-    san = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(_pem(tmp_path, server, "tls.crt")))
+    san = openssl(
+        "x509", "-noout", "-ext", "subjectAltName", "-in", str(_pem(tmp_path, server, "tls.crt"))
+    )
     names = {n.strip() for n in san.splitlines()[1].split(",")}
     assert names == {
         "DNS:kaci-buildkitd",
@@ -135,10 +137,14 @@ def test_cert_manager_mode_makes_certificates_and_no_secrets() -> None:
     assert "KACI_BUILDKIT_TLS_CERT" in env_of(docs)
     # An issuer of the user's own: no CA of the chart's.
     docs = render(
-        "--api-versions", "cert-manager.io/v1",
-        "--set", "buildkit.tls.certManager.enabled=true",
-        "--set", "buildkit.tls.certManager.issuerRef.name=corp-ca",
-        "--set", "buildkit.tls.certManager.issuerRef.kind=ClusterIssuer",
+        "--api-versions",
+        "cert-manager.io/v1",
+        "--set",
+        "buildkit.tls.certManager.enabled=true",
+        "--set",
+        "buildkit.tls.certManager.issuerRef.name=corp-ca",
+        "--set",
+        "buildkit.tls.certManager.issuerRef.kind=ClusterIssuer",
     )
     assert of_kind(docs, "Issuer") == []
     for cert in of_kind(docs, "Certificate"):
@@ -146,18 +152,25 @@ def test_cert_manager_mode_makes_certificates_and_no_secrets() -> None:
 
 
 def test_cert_manager_mode_without_cert_manager_is_refused_with_a_reason() -> None:
-    proc = run_helm("template", "kaci", str(CHART), "--set", "buildkit.tls.certManager.enabled=true")
+    proc = run_helm(
+        "template", "kaci", str(CHART), "--set", "buildkit.tls.certManager.enabled=true"
+    )
     assert proc.returncode != 0
     assert "install cert-manager first" in proc.stderr
 
 
 def test_remote_driver_uses_the_users_buildkitd_and_its_secret() -> None:
     docs = render(
-        "--set", "builder.driver=remote",
-        "--set", "builder.remote.address=tcp://buildkitd.builders.svc:1234",
-        "--set", "builder.remote.tlsSecret=my-buildkit-client",
-        "--set", "builder.remote.serverName=buildkitd.builders.svc",
-        "--set", "buildkit.enabled=false",
+        "--set",
+        "builder.driver=remote",
+        "--set",
+        "builder.remote.address=tcp://buildkitd.builders.svc:1234",
+        "--set",
+        "builder.remote.tlsSecret=my-buildkit-client",
+        "--set",
+        "builder.remote.serverName=buildkitd.builders.svc",
+        "--set",
+        "buildkit.enabled=false",
     )
     env = env_of(docs)
     assert env["KACI_BUILDER"] == "remote"

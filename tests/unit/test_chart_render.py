@@ -593,8 +593,10 @@ def test_socket_mount_mounts_the_socket_file_only_when_asked() -> None:
 
 def test_a_socket_elsewhere_mounts_its_own_folder() -> None:
     docs = render(
-        "--set", "builder.driver=docker",
-        "--set", "builder.dockerHost=unix:///run/docker-engine/engine.sock",
+        "--set",
+        "builder.driver=docker",
+        "--set",
+        "builder.dockerHost=unix:///run/docker-engine/engine.sock",
     )
     pod = deployment(docs)["spec"]["template"]["spec"]
     (host,) = [v for v in pod["volumes"] if "hostPath" in v]

@@ -117,9 +117,13 @@ def desired_values(image: str) -> dict[str, Any]:
     return values
 
 
-def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = ["kubectl", f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args]
-    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, check=False, timeout=300)
+    proc = subprocess.run(
+        cmd, input=input, capture_output=True, text=True, check=False, timeout=300
+    )
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
     return proc
@@ -142,7 +146,9 @@ def _deployed_values() -> dict[str, Any] | None:
     status = helm("status", RELEASE, "-n", NAMESPACE, "-o", "json", check=False)
     if status.returncode != 0 or json.loads(status.stdout)["info"]["status"] != "deployed":
         return None
-    got: dict[str, Any] = json.loads(helm("get", "values", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    got: dict[str, Any] = json.loads(
+        helm("get", "values", RELEASE, "-n", NAMESPACE, "-o", "json").stdout
+    )
     return got
 
 
@@ -152,8 +158,18 @@ def _install(values: dict[str, Any]) -> None:
         json.dump(values, f)
         f.flush()
         helm(
-            "upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "--skip-crds",
-            "-f", f.name, "--wait", "--timeout", "5m",
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NAMESPACE,
+            "--skip-crds",
+            "-f",
+            f.name,
+            "--wait",
+            "--timeout",
+            "5m",
         )
 
 
@@ -177,7 +193,10 @@ def answers(bk: Buildkitd) -> tuple[bool, str]:
     """buildkitd answers with a worker (`buildctl debug workers`); and what it said."""
     proc = subprocess.run(
         [buildctl(), *bk.buildctl_args(), "debug", "workers"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     return proc.returncode == 0 and "linux/amd64" in proc.stdout, proc.stderr.strip()
 
@@ -201,5 +220,7 @@ def ensure_buildkitd() -> Buildkitd:
             time.sleep(1)
             ok, said = answers(bk)
         pods = kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False).stdout
-        assert ok, f"buildkitd at {bk.address} did not answer in {READY_TIMEOUT_S} s: {said}\n{pods}"
+        assert ok, (
+            f"buildkitd at {bk.address} did not answer in {READY_TIMEOUT_S} s: {said}\n{pods}"
+        )
         return bk
