@@ -112,6 +112,9 @@ def desired_values(image: str) -> dict[str, Any]:
     buildkit.setdefault("image", {}).update({"repository": repository, "tag": tag})
     buildkit["service"] = {"type": "NodePort"}
     buildkit["podAnnotations"] = {"kaci.dev/test-chart-hash": chart_hash()}
+    # Left running for every session on a 2-core node: it books almost no CPU, so it
+    # never makes the tests' own Pods unschedulable.
+    buildkit["resources"] = {"requests": {"cpu": "10m", "memory": "64Mi"}}
     values["operator"] = {"enabled": False}
     values["registry"] = {**values.get("registry", {}), "url": NODE_REGISTRY}
     return values
