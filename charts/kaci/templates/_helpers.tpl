@@ -98,9 +98,12 @@ first characters still differ; the suffix is always kept whole.
 {{- end }}
 {{- end }}
 
-{{/* The host path of the Docker socket, or "" when the engine is reached over tcp. */}}
+{{/*
+The host path of the Docker socket (builder.driver=docker with a unix:// dockerHost),
+or "": over tcp, and with every other driver, nothing of the node is mounted.
+*/}}
 {{- define "kaci.dockerSocketPath" -}}
-{{- if hasPrefix "unix://" .Values.builder.dockerHost }}
+{{- if and (eq .Values.builder.driver "docker") (hasPrefix "unix://" .Values.builder.dockerHost) }}
 {{- trimPrefix "unix://" .Values.builder.dockerHost }}
 {{- end }}
 {{- end }}
@@ -131,6 +134,12 @@ Refuse value combinations the schema cannot express, with a message that says
 what to change.
 */}}
 {{- define "kaci.validate" -}}
+{{- if and (eq .Values.builder.driver "buildkit") (not .Values.buildkit.enabled) .Values.operator.enabled }}
+{{- fail "builder.driver=buildkit builds with the chart's buildkitd, and buildkit.enabled is false: enable it, or use builder.driver=remote (your buildkitd) or docker" }}
+{{- end }}
+{{- if and .Values.buildkit.tls.certManager.enabled (not (.Capabilities.APIVersions.Has "cert-manager.io/v1")) }}
+{{- fail "buildkit.tls.certManager.enabled=true, but the cluster has no cert-manager.io/v1 API: install cert-manager first, or let the chart make the certificates (false)" }}
+{{- end }}
 {{- if and .Values.rbac.namespaced (empty .Values.watchNamespaces) }}
 {{- fail "rbac.namespaced=true needs watchNamespaces: the namespaces the operator may watch (it gets a Role in each)" }}
 {{- end }}
@@ -183,6 +192,102 @@ Prints one "<namespace>/<release>" per line.
 {{- if and $meet (eq $theirInstance $instance) (gt (int $d.spec.replicas) 0) }}
 {{ $d.metadata.namespace }}/{{ $release }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- buildkitd */}}
+
+{{/* buildkitd's Deployment and Service name: "<fullname>-buildkitd". */}}
+{{- define "kaci.buildkitName" -}}
+{{- include "kaci.suffixed" (list . "buildkitd") }}
+{{- end }}
+
+{{/* The Secret with buildkitd's server certificate (ca.crt, tls.crt, tls.key). */}}
+{{- define "kaci.buildkitServerSecret" -}}
+{{- include "kaci.suffixed" (list . "buildkitd-tls") }}
+{{- end }}
+
+{{/* The Secret with the operator's client certificate (ca.crt, tls.crt, tls.key). */}}
+{{- define "kaci.buildkitClientSecret" -}}
+{{- include "kaci.suffixed" (list . "buildkit-client-tls") }}
+{{- end }}
+
+{{/*
+buildkitd's labels: a name of its own (not the operator's), so that nothing that
+selects the operator's Pods (its Deployment, the health Service, `kubectl logs -l`)
+selects buildkitd's too.
+*/}}
+{{- define "kaci.buildkitSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-buildkitd" (include "kaci.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaci.buildkitLabels" -}}
+helm.sh/chart: {{ include "kaci.chart" . }}
+{{ include "kaci.buildkitSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.buildkit.image.tag | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: builder
+{{- end }}
+
+{{/* The DNS name of buildkitd's Service, as its certificate names it. */}}
+{{- define "kaci.buildkitHost" -}}
+{{- printf "%s.%s.svc.%s" (include "kaci.buildkitName" .) .Release.Namespace .Values.operator.clusterDomain }}
+{{- end }}
+
+{{/* buildkitd's TCP port (the Service's and the container's). */}}
+{{- define "kaci.buildkitPort" -}}
+1234
+{{- end }}
+
+{{/*
+The registries buildkitd reaches over plain HTTP (buildkitd.toml): registry.url's
+host when registry.insecure, and buildkit.insecureRegistries.
+*/}}
+{{- define "kaci.buildkitInsecureRegistries" -}}
+{{- $hosts := .Values.buildkit.insecureRegistries }}
+{{- if .Values.registry.insecure }}
+{{- $hosts = append $hosts (first (splitList "/" .Values.registry.url)) }}
+{{- end }}
+{{- range $hosts | uniq }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the operator's Pod mounts the builder's client certificate (buildkit and
+remote drivers with TLS).
+*/}}
+{{- define "kaci.builderTlsDir" -}}
+/var/run/kaci/buildkit-client
+{{- end }}
+
+{{/* The Secret holding the operator's builder client certificate, or "" (no TLS). */}}
+{{- define "kaci.builderTlsSecret" -}}
+{{- if eq .Values.builder.driver "buildkit" }}
+{{- include "kaci.buildkitClientSecret" . }}
+{{- else if eq .Values.builder.driver "remote" }}
+{{- .Values.builder.remote.tlsSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+buildkitd.toml: the OCI worker (runc, in the image) and no containerd worker (the
+node's containerd is not reachable from the Pod, and must not be), and the
+registries reached over plain HTTP.
+*/}}
+{{- define "kaci.buildkitConfig" -}}
+# Made by the kaci chart (values buildkit.*, registry.url, registry.insecure).
+[worker.oci]
+  enabled = true
+[worker.containerd]
+  enabled = false
+{{- range splitList "\n" (include "kaci.buildkitInsecureRegistries" . | trim) }}
+{{- if . }}
+[registry.{{ . | quote }}]
+  http = true
+  insecure = true
 {{- end }}
 {{- end }}
 {{- end }}

@@ -30,7 +30,8 @@ from support.kaci_operator import INSTANCE_LABEL, first_score  # type: ignore[im
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kaci"
-LOCAL_VALUES = CHART / "ci" / "local-values.yaml"
+LOCAL_VALUES = CHART / "ci" / "local-values.yaml"  # the buildkit driver
+LOCAL_DOCKER_VALUES = CHART / "ci" / "local-docker-values.yaml"  # the docker driver
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CONTEXT = "kaci-local"  # tests/cluster/conftest.py refuses any other context
 DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -59,16 +60,31 @@ def build_operator_image() -> str:
     return build.stdout.strip().splitlines()[-1]
 
 
-def demo_args(image_ref: str) -> list[str]:
-    """What hack/demo.sh passes to `helm upgrade --install` on the local cluster."""
+def demo_args(image_ref: str, driver: str = "docker") -> list[str]:
+    """What hack/demo.sh passes to `helm upgrade --install` on the local cluster, for one
+    builder driver: `docker` (the host's engine through its socket) or `buildkit` (the
+    chart's rootless buildkitd, its image from hack/base-images.sh). The default stays
+    `docker` until the operator's buildkit driver is merged (#13, wt/bkdriver)."""
     repository, tag = image_ref.rsplit(":", 1)
+    image = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+    if driver == "buildkit":
+        from support.buildkit import buildkit_image  # type: ignore[import-not-found,unused-ignore]
+
+        bk_repository, bk_tag = buildkit_image().rsplit(":", 1)
+        return [
+            "-f",
+            str(LOCAL_VALUES),
+            *image,
+            "--set",
+            f"buildkit.image.repository={bk_repository}",
+            "--set",
+            f"buildkit.image.tag={bk_tag}",
+        ]
+    assert driver == "docker", driver
     return [
         "-f",
-        str(LOCAL_VALUES),
-        "--set",
-        f"image.repository={repository}",
-        "--set",
-        f"image.tag={tag}",
+        str(LOCAL_DOCKER_VALUES),
+        *image,
         "--set",
         f"podSecurityContext.supplementalGroups[0]={DOCKER_SOCKET.stat().st_gid}",
     ]

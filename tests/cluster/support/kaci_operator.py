@@ -7,10 +7,13 @@ another kaci operator on the same cluster (the Helm chart's) leaves them alone.
 It builds on the buildkit driver (the default), against the first of:
 1. `KACI_TEST_BUILDKIT_ADDR` (+ `KACI_TEST_BUILDKIT_TLS_DIR` holding ca.crt, tls.crt,
    tls.key, `KACI_TEST_BUILDKIT_TLS_SERVER_NAME`, and `KACI_TEST_REGISTRY`, the
-   registry as that buildkitd reaches it, e.g. 10.88.0.1:5000): a buildkitd reachable
-   from this host, e.g. the chart's in-cluster one on its NodePort;
-2. a buildkitd of its own on this host (tests/shared/hostbuildkit.py), started on
-   first use and stopped at the end of the session (`stop_host_buildkitd`).
+   registry as that buildkitd reaches it, e.g. 10.88.0.1:5000): a buildkitd the
+   person running the tests names;
+2. with `KACI_TEST_BUILDER=host-buildkit`, a buildkitd of its own on this host
+   (tests/shared/hostbuildkit.py), started on first use and stopped at the end of
+   the session (`stop_host_buildkitd`);
+3. otherwise the chart's rootless buildkitd in the cluster, alone in its release
+   (support/buildkit.py), on a NodePort with mTLS: what users run.
 `KACI_TEST_BUILDER=docker` runs them on the docker driver instead; a test that is
 about the Docker Engine asks for it with `DOCKER_DRIVER`.
 """
@@ -69,12 +72,18 @@ def builder_env() -> dict[str, str]:
                 "KACI_DEFAULT_BASE_IMAGE": f"{registry}/kaci/python:3.11",
             }
         return env
-    daemon = host_buildkitd()
-    return {
-        "KACI_BUILDER": "buildkit",
-        "KACI_BUILDKIT_ADDR": daemon.addr,
-        "KACI_BUILDCTL": daemon.buildctl,
-    }
+    if os.environ.get("KACI_TEST_BUILDER") == "host-buildkit":
+        daemon = host_buildkitd()
+        return {
+            "KACI_BUILDER": "buildkit",
+            "KACI_BUILDKIT_ADDR": daemon.addr,
+            "KACI_BUILDCTL": daemon.buildctl,
+        }
+    from support import buildkit as in_cluster  # type: ignore[import-not-found,unused-ignore]
+
+    bk = in_cluster.ensure_buildkitd()
+    # Base images too come through the node address (a Pod's 127.0.0.1 is its own).
+    return {**bk.env(), "KACI_DEFAULT_BASE_IMAGE": f"{in_cluster.NODE_REGISTRY}/kaci/python:3.11"}
 
 
 def host_buildkitd() -> Any:
