@@ -64,13 +64,15 @@ def test_privileged_mode_runs_buildkitd_as_root_without_rootlesskit() -> None:
 
 
 def test_service_is_cluster_ip_or_the_node_port_asked_for() -> None:
-    (svc,) = of_kind(render(), "Service")
+    (svc,) = [
+        s for s in of_kind(render(), "Service") if s["metadata"]["name"].endswith("buildkitd")
+    ]
     assert svc["spec"]["type"] == "ClusterIP"
     assert "nodePort" not in svc["spec"]["ports"][0]
     docs = render(
         "--set", "buildkit.service.type=NodePort", "--set", "buildkit.service.nodePort=31234"
     )
-    (svc,) = of_kind(docs, "Service")
+    (svc,) = [s for s in of_kind(docs, "Service") if s["metadata"]["name"].endswith("buildkitd")]
     assert svc["spec"]["type"] == "NodePort"
     assert svc["spec"]["ports"][0] == {
         "name": "buildkitd",

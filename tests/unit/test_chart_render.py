@@ -118,6 +118,7 @@ def test_default_render_has_secure_defaults() -> None:
         "Secret",  # buildkitd's server certificate
         "Secret",  # the operator's client certificate
         "Service",  # buildkitd
+        "Service",  # the operator's /metrics
         "ServiceAccount",
     ]
     dep = deployment(docs)
@@ -358,7 +359,8 @@ def test_health_service_selects_the_operator_pod() -> None:
     assert svc["spec"]["ports"][0]["port"] == 9090
     assert container(docs)["ports"][0]["containerPort"] == 9090
     assert "--liveness=http://0.0.0.0:9090/healthz" in container(docs)["args"]
-    assert [d["metadata"]["name"] for d in of_kind(render(), "Service")] == ["kaci-buildkitd"]
+    services = [d["metadata"]["name"] for d in of_kind(render(), "Service")]
+    assert services == ["kaci-buildkitd", "kaci-metrics"]  # no health Service by default
 
 
 def _names_and_label_values(doc: Manifest) -> Iterator[str]:
@@ -441,6 +443,9 @@ def test_schema_forbids_unknown_keys_at_every_object_level() -> None:
             "$.properties.affinity.properties.nodeAffinity",
             "$.properties.affinity.properties.podAffinity",
             "$.properties.affinity.properties.podAntiAffinity",
+            "$.properties.topologySpreadConstraints.items",
+            "$.properties.extraVolumes.items",
+            "$.properties.extraVolumeMounts.items",
         ]
     )
 
@@ -457,7 +462,7 @@ def test_every_value_has_a_comment_above_it() -> None:
     # ...and every top-level value in values.yaml is in the schema (and the other way round).
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
-    assert set(values) == set(schema["properties"]) - {"global"}
+    assert set(values) == set(schema["properties"])
 
 
 def test_peering_replicas_roll_and_share_one_peering_object() -> None:
@@ -621,3 +626,74 @@ def test_a_socket_in_the_root_folder_is_refused_with_a_reason() -> None:
 def test_default_image_is_the_app_version_the_build_script_also_pushes() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert container(render())["image"] == f"127.0.0.1:5000/kaci/operator:{chart['appVersion']}"
+
+
+def test_metrics_service_and_monitors() -> None:
+    docs = render()
+    (svc,) = [d for d in of_kind(docs, "Service") if d["metadata"]["name"] == "kaci-metrics"]
+    pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert {"name": "KACI_METRICS_PORT", "value": "9102"} in container(docs)["env"]
+    # ServiceMonitor/PodMonitor only where the Prometheus Operator's CRDs are.
+    asked = (
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.podMonitor.enabled=true",
+    )
+    assert of_kind(render(*asked), "ServiceMonitor") == []
+    docs = render(*asked, "--api-versions", "monitoring.coreos.com/v1")
+    (sm,) = of_kind(docs, "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    (pm,) = of_kind(docs, "PodMonitor")
+    assert pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "kaci-webservice"}
+    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    targets = {r["targetLabel"] for r in pm["spec"]["podMetricsEndpoints"][0]["relabelings"]}
+    assert targets == {"webservice", "namespace", "pod"}  # what the dashboard reads
+    off = render("--set", "metrics.enabled=false")
+    assert not [d for d in of_kind(off, "Service") if d["metadata"]["name"] == "kaci-metrics"]
+    assert "KACI_METRICS_PORT" not in str(container(off)["env"])
+
+
+def test_production_knobs() -> None:
+    docs = render(
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "--set",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "--set",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        "--set",
+        "global.imagePullSecrets[0]=corp",
+        "--set",
+        "imagePullSecrets[0]=mine",
+        "--set",
+        "imagePullSecrets[1]=corp",
+        "--set",
+        "extraVolumes[0].name=ca",
+        "--set",
+        "extraVolumes[0].configMap.name=corp-ca",
+        "--set",
+        "extraVolumeMounts[0].name=ca",
+        "--set",
+        "extraVolumeMounts[0].mountPath=/etc/corp-ca",
+    )
+    (pdb,) = of_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1  # one replica: never blocks a drain
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"].items() <= (
+        deployment(docs)["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert pod["imagePullSecrets"] == [{"name": "corp"}, {"name": "mine"}]
+    assert buildkitd_deployment(docs)["spec"]["template"]["spec"]["imagePullSecrets"] == [
+        {"name": "corp"},
+        {"name": "mine"},
+    ]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/corp-ca"} in container(docs)["volumeMounts"]
+    peered = render("--set", "podDisruptionBudget.enabled=true", "--set", "replicaCount=2")
+    (pdb,) = of_kind(peered, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1

@@ -291,3 +291,16 @@ registries reached over plain HTTP.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+imagePullSecrets of every Pod of the chart: global.imagePullSecrets (a parent chart's)
+and imagePullSecrets, each named once.
+*/}}
+{{- define "kaci.imagePullSecrets" -}}
+{{- with (concat (.Values.global.imagePullSecrets | default list) .Values.imagePullSecrets) | uniq }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
