@@ -194,7 +194,11 @@ def test_a_client_without_a_certificate_is_refused(buildkitd: Buildkitd) -> None
         timeout=60,
     )
     assert proc.returncode != 0
-    assert "certificate required" in proc.stderr, proc.stderr
+    # TLS 1.3: the server checks the client's certificate after the client finished its
+    # side of the handshake, so the refusal reaches buildctl either as the server's
+    # alert or as the connection closed under it.
+    refusals = ("certificate required", "connection reset", "broken pipe", "EOF")
+    assert any(r in proc.stderr for r in refusals), proc.stderr
     # ...and the same call with the certificate answers (the refusal is the TLS, not
     # the address).
     ok = subprocess.run(
