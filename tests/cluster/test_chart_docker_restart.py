@@ -50,7 +50,7 @@ def release(kubectl: Kubectl, make_namespace: Callable[[str], str]) -> Iterator[
         namespace=make_namespace(f"t-chart-docker-restart-{suffix}"),
         instance=f"restart-{suffix}",
         kubectl=kubectl,
-        args=demo_args(build_operator_image()),
+        args=demo_args(build_operator_image(), driver="docker"),
     )
     try:
         # Inside: a failed `helm install --wait` leaves a release (and its cluster-scoped

@@ -167,26 +167,12 @@ def test_default_render_has_secure_defaults() -> None:
     assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
-# The builder settings of #13's contract, which the operator's side (settings.py, the
-# buildctl driver) defines; the chart sets them already. Once Settings has them, they
-# are checked like every other name (the subtraction below removes nothing).
-BUILDER_CONTRACT = {
-    "KACI_BUILDER",
-    "KACI_BUILDKIT_ADDR",
-    "KACI_BUILDKIT_TLS_CA",
-    "KACI_BUILDKIT_TLS_CERT",
-    "KACI_BUILDKIT_TLS_KEY",
-    "KACI_BUILDKIT_TLS_SERVER_NAME",
-}
-
-
 def test_rendered_environment_is_a_valid_operator_settings_object() -> None:
     """Every KACI_* variable the chart sets is a Settings field, with a value it accepts."""
     for extra in [[], *(["-f", str(f)] for f in CI_VALUES)]:
         env = {k: v for k, v in env_of(render(*extra)).items() if k.startswith("KACI_")}
         fields = {f"KACI_{name.upper()}" for name in Settings.model_fields}
-        pending = BUILDER_CONTRACT - fields
-        unknown = set(env) - fields - pending - {"KACI_EXAMPLE_SETTING"}  # custom-values' extraEnv
+        unknown = set(env) - fields - {"KACI_EXAMPLE_SETTING"}  # custom-values' extraEnv
         assert not unknown, f"{extra}: not operator settings: {unknown}"
         assert settings_from(env).registry
 

@@ -60,11 +60,10 @@ def build_operator_image() -> str:
     return build.stdout.strip().splitlines()[-1]
 
 
-def demo_args(image_ref: str, driver: str = "docker") -> list[str]:
+def demo_args(image_ref: str, driver: str = "buildkit") -> list[str]:
     """What hack/demo.sh passes to `helm upgrade --install` on the local cluster, for one
     builder driver: `docker` (the host's engine through its socket) or `buildkit` (the
-    chart's rootless buildkitd, its image from hack/base-images.sh). The default stays
-    `docker` until the operator's buildkit driver is merged (#13, wt/bkdriver)."""
+    chart's rootless buildkitd, its image from hack/base-images.sh; the default)."""
     repository, tag = image_ref.rsplit(":", 1)
     image = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
     if driver == "buildkit":
