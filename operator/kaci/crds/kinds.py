@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kaci.crds.aks import aks_properties, aks_rules, aks_status, scale_subresource
+from kaci.crds.modeldata import model_data_properties
 from kaci.crds.schema import (
     IMAGE_NAME_RE,
     MODEL_NAME_RE,
@@ -179,6 +180,7 @@ def webservice_crd() -> Schema:
                     "tags": _map("Free key/value tags."),
                     "description": _str("Free text.", maxLength=4096),
                     **aks_properties(),
+                    **model_data_properties(),
                 },
                 "x-kubernetes-validations": aks_rules(),
             },

@@ -135,7 +135,43 @@ def runtime_env(dc: Mapping[str, Any], name: str, namespace: str) -> list[Obj]:
         env.append({"name": TOKEN_AUDIENCE_ENV, "value": api.token_audience(namespace, name)})
     if (dc.get("ingress") or {}).get("enabled"):
         env.append({"name": PATH_PREFIX_ENV, "value": ingress_prefix(name).strip("/")})
+    return env + model_data_env(dc, name)
+
+
+# Where a modelDataCollection.claimName is mounted in the scoring container.
+MODEL_DATA_DIR = "/var/kaci/model-data"
+MODEL_DATA_VOLUME = "model-data"
+
+
+def model_data_env(dc: Mapping[str, Any], name: str) -> list[Obj]:
+    """kaci-runtime's capture settings (kaci_runtime.capture) from collectModelData."""
+    if not dc.get("collectModelData"):
+        return []
+    where = dc.get("modelDataCollection") or {}
+    env = [
+        {"name": "KACI_MODEL_DATA_CAPTURE", "value": "true"},
+        # The records' $aml_service_name: the Webservice's name (Azure's).
+        {"name": "SERVICE_NAME", "value": name},
+    ]
+    if where.get("claimName"):
+        env.append({"name": "KACI_MODEL_DATA_DIR", "value": MODEL_DATA_DIR})
+    elif where.get("url"):
+        env.append({"name": "KACI_MODEL_DATA_URL", "value": str(where["url"])})
+    if "sampleRate" in where:
+        env.append({"name": "KACI_MODEL_DATA_SAMPLE_RATE", "value": str(where["sampleRate"])})
+    if "maxRecordBytes" in where:
+        env.append(
+            {"name": "KACI_MODEL_DATA_MAX_RECORD_BYTES", "value": str(int(where["maxRecordBytes"]))}
+        )
     return env
+
+
+def model_data_claim(dc: Mapping[str, Any]) -> str | None:
+    """The PVC that holds captured records, when collectModelData names one."""
+    if not dc.get("collectModelData"):
+        return None
+    claim = (dc.get("modelDataCollection") or {}).get("claimName")
+    return str(claim) if claim else None
 
 
 def liveness_probe(dc: Mapping[str, Any], port: int) -> Obj:

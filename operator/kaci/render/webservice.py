@@ -103,6 +103,14 @@ def pod_template(
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
     }
+    claim = aks.model_data_claim(dc)
+    if claim is not None:
+        spec["volumes"].append(
+            {"name": aks.MODEL_DATA_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+        )
+        spec["containers"][0]["volumeMounts"].append(
+            {"name": aks.MODEL_DATA_VOLUME, "mountPath": aks.MODEL_DATA_DIR}
+        )
     if pull_secret:
         spec["imagePullSecrets"] = [{"name": pull_secret}]
     template: dict[str, Any] = {

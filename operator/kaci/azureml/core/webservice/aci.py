@@ -23,7 +23,6 @@ _IGNORED = {
     "location": "the service runs in the workspace's cluster and namespace, not an Azure region",
     "enable_app_insights": "there is no Application Insights; scrape the runtime's /metrics",
     "dns_name_label": "the service is reached at <name>.<namespace>.svc.cluster.local",
-    "collect_model_data": "model data collection is not offered",
     "cmk_vault_base_url": "encryption at rest is the cluster's (etcd/registry) business",
     "cmk_key_name": "encryption at rest is the cluster's (etcd/registry) business",
     "cmk_key_version": "encryption at rest is the cluster's (etcd/registry) business",
@@ -110,9 +109,13 @@ class AciServiceDeploymentConfiguration:
             )
 
     def _spec(self) -> dict[str, Any]:
-        return _manifests.deployment_config_spec(
+        spec = _manifests.deployment_config_spec(
             self.cpu_cores, self.memory_gb, self.auth_enabled, self.tags, self.description
         )
+        if self.collect_model_data is not None:
+            # Captured by kaci-runtime, to the Pod's log (deploymentConfig.collectModelData).
+            spec["collectModelData"] = bool(self.collect_model_data)
+        return spec
 
     def print_deploy_configuration(self) -> None:
         parts = []

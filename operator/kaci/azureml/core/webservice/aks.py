@@ -65,6 +65,7 @@ SPEC_FIELDS: dict[str, tuple[str, ...]] = {
     "success_threshold": ("livenessProbe", "successThreshold"),
     "failure_threshold": ("livenessProbe", "failureThreshold"),
     "token_auth_enabled": ("tokenAuthEnabled",),
+    "collect_model_data": ("collectModelData",),
 }
 AUTOSCALE_PARAMS = (
     "autoscale_min_replicas",
@@ -86,7 +87,6 @@ _POSITIVE = (
     "num_replicas",
 )
 _IGNORED = {
-    "collect_model_data": "model data collection is not offered",
     "enable_app_insights": "there is no Application Insights; scrape the runtime's /metrics",
     "blobfuse_enabled": "models are baked into the image, there is no blob mount",
     "properties": "Webservice objects keep tags only",
