@@ -91,3 +91,38 @@ def test_model_layer_fails_for_a_refused_model_and_waits_for_one_on_its_way() ->
 def test_webservice_deploys_its_child_image_or_the_named_one() -> None:
     assert image_name_deployed("w", {"modelFiles": {}, "imageConfig": CFG}) == "w"
     assert image_name_deployed("w", {"image": {"name": "myimage1", "version": 2}}) == "myimage1"
+
+
+def test_a_model_layer_is_named_by_the_registry_the_builder_pushes_to_now() -> None:
+    """A Model stored while the operator pushed to 127.0.0.1:5000 (the docker driver on
+    the node), built on by a buildkitd that reaches the same registry as 10.88.0.1:5000."""
+    model = {
+        "metadata": {"name": "m", "namespace": "ns"},
+        "status": {
+            "versions": [
+                {
+                    "version": 1,
+                    "digest": "sha256:" + "ab" * 32,
+                    "location": "127.0.0.1:5000/kaci-models/ns/m:abababababababab",
+                }
+            ]
+        },
+    }
+    layer = model_layer({"name": "m"}, model, "10.88.0.1:5000")
+    assert layer.location == "10.88.0.1:5000/kaci-models/ns/m:abababababababab"
+    assert model_layer({"name": "m"}, model).location.startswith("127.0.0.1:5000/")
+
+
+def test_a_model_stored_under_another_registry_name_is_not_settled() -> None:
+    from kaci.status.model import settled
+
+    body = {
+        "metadata": {"generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "location": "127.0.0.1:5000/kaci-models/ns/m:ab",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    assert settled(body, "127.0.0.1:5000")
+    assert not settled(body, "10.88.0.1:5000")  # stored again (a look-up) under the new name

@@ -83,7 +83,7 @@ def read_text(edges: Edges, namespace: str, src: Mapping[str, Any], what: str) -
     return str(data[ref["key"]])
 
 
-def resolve_models(seen: ImageSeen) -> list[render.ModelLayer]:
+def resolve_models(seen: ImageSeen, registry: str | None = None) -> list[render.ModelLayer]:
     namespace, _, _ = meta(seen.body)
     owner_uids = {o.get("uid", "") for o in seen.body["metadata"].get("ownerReferences") or []}
     out: list[render.ModelLayer] = []
@@ -96,7 +96,7 @@ def resolve_models(seen: ImageSeen) -> list[render.ModelLayer]:
                 api.REASON_MODEL_NOT_FOUND,
                 failed=True,
             )
-        out.append(render.model_layer(ref, render.pick_model(found, owner_uids)))
+        out.append(render.model_layer(ref, render.pick_model(found, owner_uids), registry))
     return out
 
 
@@ -131,7 +131,7 @@ def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
         base_image=spec.get("baseImage") or settings.default_base_image,
         requirements=reqs,
         score_py=score.encode(),
-        models=resolve_models(seen),
+        models=resolve_models(seen, settings.registry),
         runtime_files=runtime_files(),
         docker_steps=str(spec.get("dockerSteps") or ""),
         source_dir=source_dir_of(spec),

@@ -30,7 +30,7 @@ def fetch_and_store(body: Mapping[str, Any], edges: Edges) -> tuple[str, str, li
 
 
 def reconcile_model(body: Mapping[str, Any], edges: Edges) -> Outcome:
-    if model_status.settled(body):
+    if model_status.settled(body, edges.settings.registry):
         return Outcome.DONE
     _, _, gen = meta(body)
     old = body.get("status") or {}

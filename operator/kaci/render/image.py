@@ -22,6 +22,7 @@ from typing import Any
 
 from kaci import api
 from kaci.errors import Waiting
+from kaci.render import names
 
 APP_DIR = api.APP_DIR
 MODELS_DIR = api.MODELS_DIR
@@ -261,7 +262,9 @@ def pick_model(candidates: Sequence[Mapping[str, Any]], owner_uids: set[str]) ->
     return ranked[0]
 
 
-def model_layer(ref: Mapping[str, Any], model: Mapping[str, Any]) -> ModelLayer:
+def model_layer(
+    ref: Mapping[str, Any], model: Mapping[str, Any], registry: str | None = None
+) -> ModelLayer:
     """The stored version of `model` that `ref` asks for (pure): the latest when no
     version is named. Raises Waiting when there is none (yet)."""
     status = model.get("status") or {}
@@ -288,4 +291,11 @@ def model_layer(ref: Mapping[str, Any], model: Mapping[str, Any]) -> ModelLayer:
         v = match[0]
     else:
         v = max(versions, key=lambda x: int(x["version"]))
-    return ModelLayer(str(ref["name"]), int(v["version"]), str(v["location"]), obj)
+    location = str(v["location"])
+    namespace = (model.get("metadata") or {}).get("namespace")
+    if registry is not None and v.get("digest") and namespace:
+        # By the registry's name now (the builder's), not the one the Model was stored
+        # under: the push address may have been renamed since (e.g. a builder that
+        # moved into the cluster reaches the same registry as the node's address).
+        location = names.model_image_ref(registry, str(namespace), str(ref["name"]), v["digest"])
+    return ModelLayer(str(ref["name"]), int(v["version"]), location, obj)

@@ -59,12 +59,16 @@ def trouble(
     return ready_only(old, generation, False, reason, message, now)
 
 
-def settled(body: Mapping[str, Any]) -> bool:
-    """Stored for the current spec: nothing to fetch again (a resync, a restart)."""
+def settled(body: Mapping[str, Any], registry: str | None = None) -> bool:
+    """Stored for the current spec, in the registry the operator pushes to now: nothing
+    to fetch again (a resync, a restart). Stored under another registry name (the
+    setting changed), it is stored again (a look-up when the image is already there)."""
     status = body.get("status") or {}
     generation = int((body.get("metadata") or {}).get("generation") or 1)
+    location = str(status.get("location") or "")
     return bool(
         is_true(status.get("conditions"), api.READY)
         and status.get("observedGeneration") == generation
-        and status.get("location")
+        and location
+        and (registry is None or location.startswith(f"{registry}/"))
     )
