@@ -2,9 +2,9 @@
 a folder of its own), started and stopped by PID.
 
 The binaries are found, in order: $KACI_TEST_BUILDKIT_DIR (a folder holding
-buildctl and buildkitd), hack/buildkit.sh's cache /var/cache/kaci/buildkit-<version>/,
-the lead's prebuilt /tmp/bk-prewarm/out/. Tests that need them skip, saying so,
-only when none of these holds both binaries.
+buildctl and buildkitd), else hack/buildkit.sh's cache /var/cache/kaci/buildkit-<version>/
+(`make cluster` builds it). Tests that need them skip, saying so, only when neither
+holds both binaries.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 
 CANDIDATES = [
     *sorted(Path("/var/cache/kaci").glob("buildkit-v*"), reverse=True),
-    Path("/tmp/bk-prewarm/out"),
 ]
 
 
