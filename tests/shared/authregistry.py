@@ -15,7 +15,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import processes  # type: ignore[import-not-found,unused-ignore]  # tests/shared
 import requests
 
 USER, PASSWORD = "kaci-test", "s3cret-" + secrets.token_hex(4)
@@ -238,13 +238,7 @@ def running(kind: str) -> Iterator[AuthRegistry]:
             raise RuntimeError(f"docker-registry did not answer: {log.read_text()[-2000:]}")
         yield reg
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+        processes.stop(proc, 20)
         if tokens:
             tokens.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import processes  # type: ignore[import-not-found,unused-ignore]  # tests/shared
 
 CANDIDATES = [
     *sorted(Path("/var/cache/kaci").glob("buildkit-v*"), reverse=True),
@@ -60,13 +61,7 @@ class Buildkitd:
 
     def stop(self) -> None:
         """SIGTERM by PID (then SIGKILL): this process only."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        processes.stop(self.proc, 30)
 
 
 def config_toml(plain_http: list[str]) -> str:

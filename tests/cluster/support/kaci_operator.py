@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import processes  # type: ignore[import-not-found,unused-ignore]  # tests/shared
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -152,13 +152,7 @@ def run_operator(instance: str, extra_env: dict[str, str] | None = None) -> Iter
     try:
         yield op
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        processes.stop(proc, 30)
 
 
 def builder_env_unless_given(extra_env: dict[str, str] | None) -> dict[str, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import processes  # type: ignore[import-not-found,unused-ignore]  # tests/shared
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -166,13 +166,7 @@ def run_prometheus(cfg: dict[str, Any]) -> Iterator[Prometheus]:
             time.sleep(0.5)
         yield prom
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        processes.stop(proc, 30)
         shutil.rmtree(work, ignore_errors=True)
 
 
