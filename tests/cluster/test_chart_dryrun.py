@@ -41,10 +41,15 @@ def watched_namespaces(make_namespace: Callable[[str], str]) -> tuple[str, ...]:
 
 
 def _watch_args(values: Path | None, watched: tuple[str, ...]) -> list[str]:
-    """A ci file that names watchNamespaces gets this module's namespaces instead."""
-    if values is None or not (yaml.safe_load(values.read_text()) or {}).get("watchNamespaces"):
-        return []
-    return ["--set", f"watchNamespaces={{{','.join(watched)}}}"]
+    """A ci file that names watchNamespaces gets this module's namespaces instead, and one
+    that puts the dashboard in another namespace gets one of them (it must exist)."""
+    given = (yaml.safe_load(values.read_text()) or {}) if values is not None else {}
+    args = []
+    if given.get("watchNamespaces"):
+        args += ["--set", f"watchNamespaces={{{','.join(watched)}}}"]
+    if (given.get("dashboard") or {}).get("namespace"):
+        args += ["--set", f"dashboard.namespace={watched[0]}"]
+    return args
 
 
 @pytest.mark.parametrize(
