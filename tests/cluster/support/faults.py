@@ -99,12 +99,18 @@ def webservice(name: str, source: dict[str, Any], marker: str, **dc: Any) -> dic
     }
 
 
+# The buildkit driver's registry cache lives beside the image (kaci.edges.buildctl): a
+# tag of the repository that is not an image version.
+CACHE_TAG = "buildcache"
+
+
 def registry_tags(repository: str) -> list[str]:
-    """Tags of one repository in the local registry ([] when it has none)."""
+    """Image tags of one repository in the local registry ([] when it has none), the
+    build cache's tag left out."""
     url = f"http://{REGISTRY}/v2/{repository}/tags/list"
     try:
         with urllib.request.urlopen(url, timeout=30) as resp:
-            return sorted(json.load(resp).get("tags") or [])
+            return sorted(t for t in json.load(resp).get("tags") or [] if t != CACHE_TAG)
     except urllib.error.HTTPError as e:
         if e.code == 404:
             return []
