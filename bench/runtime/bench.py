@@ -6,6 +6,8 @@ Servers (one worker each, all pinned to CPU 1 with taskset; wrk on CPU 0):
   kaci-aks    the same with AKS's front-end limits at Azure's defaults (opt-in: BENCH_SERVERS)
   kaci-capture  the same capturing every request and answer to a folder (collect_model_data;
                 opt-in: BENCH_SERVERS)
+  kaci-capture-stdout  the same with the default sink, stdout, read through a pipe as a
+                container runtime reads a Pod's (opt-in: BENCH_SERVERS)
   kaci-baseline kaci-runtime from another source tree (BENCH_KACI_BASELINE=<folder holding
                 kaci_runtime/>, e.g. an older commit's scoring-runtime/ from `git archive`),
                 to compare a change with what it changed, in the same run
@@ -35,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,6 +149,9 @@ class Server:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
     setup: Callable[[int], None] | None = None
+    # Its stdout into a pipe that the bench drains (as containerd's shim drains a Pod's)
+    # instead of a log file; stderr still goes to the log.
+    stdout_pipe: bool = False
 
 
 def servers(inputs: dict[str, Any]) -> list[Server]:
@@ -196,7 +202,7 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
             )
         )
 
-    def kaci(name: str, env: dict[str, str]) -> Server:
+    def kaci(name: str, env: dict[str, str], stdout_pipe: bool = False) -> Server:
         return Server(
             name,
             "azure",
@@ -215,6 +221,7 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
             lambda out: list(out),
             app,
             {**azure_env, **env},
+            stdout_pipe=stdout_pipe,
         )
 
     captured = Path(tempfile.mkdtemp(prefix="kaci-bench-model-data-"))
@@ -231,6 +238,8 @@ def servers(inputs: dict[str, Any]) -> list[Server]:
             "kaci-capture",
             {"KACI_MODEL_DATA_CAPTURE": "true", "KACI_MODEL_DATA_DIR": str(captured)},
         ),
+        # The default sink: JSON lines on stdout, which a Pod's container runtime reads.
+        kaci("kaci-capture-stdout", {"KACI_MODEL_DATA_CAPTURE": "true"}, stdout_pipe=True),
         Server(
             "azureml",
             "azure",
@@ -352,6 +361,12 @@ class Running:
     result: dict[str, Any]
 
 
+def drain(pipe: Any) -> None:
+    """Read a server's stdout to its end and drop it (a container runtime's log copy)."""
+    while pipe.read1(1 << 20):
+        pass
+
+
 def start(server: Server, inputs: dict[str, Any], log_dir: Path) -> Running:
     """Start one server and time it to its first correct answer (nothing else running)."""
     port = free_port()
@@ -365,10 +380,12 @@ def start(server: Server, inputs: dict[str, Any], log_dir: Path) -> Running:
         ["taskset", "-c", SERVER_CPU, *server.command(port)],
         cwd=server.cwd,
         env={**os.environ, **server.env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE if server.stdout_pipe else log,
+        stderr=log if server.stdout_pipe else subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped as one, by its id
     )
+    if proc.stdout is not None:
+        threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
     running = Running(server, port, proc, log, {"server": server.name, "runs": {}})
     while time.monotonic() - started < 180:
         if proc.poll() is not None:

@@ -7,7 +7,7 @@ hand against the local cluster gets defaults that fit `make cluster`.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     ingress_host: str | None = None
     ingress_tls_secret: str | None = None
     ingress_base_url: str | None = None
+    # A NetworkPolicy per Webservice (the chart's serving.networkPolicy): its scoring
+    # Pods take traffic only from these NetworkPolicyPeers (JSON, e.g. the ingress
+    # controller's and Prometheus's namespaces by namespaceSelector); with none given,
+    # only from Pods in the Webservice's own namespace. Off: no policy is made (and one
+    # made before is deleted). The cluster's CNI enforces it, if it enforces any.
+    network_policy: bool = False
+    network_policy_from: list[dict[str, Any]] = Field(default_factory=list)
     # Address in the scoringUri of a NodePort Webservice; None: a node's ExternalIP,
     # else its InternalIP (read from the nodes).
     node_address: str | None = None

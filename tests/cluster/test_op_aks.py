@@ -63,6 +63,12 @@ def run(raw_data):
 """
 BODY = json.dumps({"data": [1, 2, 3]}).encode()
 INGRESS_CLASS = "kaci-local"
+# What the module's operator lets in to every scoring Pod: the ingress controller's
+# namespace and the host (the node, where this test's clients and the API server are).
+NETWORK_POLICY_FROM = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kaci-ingress"}}},
+    {"ipBlock": {"cidr": "10.88.0.1/32"}},
+]
 INGRESS_BASE = "http://127.0.0.1:8080"
 
 
@@ -227,7 +233,12 @@ def _owned_by_webservice(obj: dict[str, Any], name: str) -> bool:
 @pytest.fixture(scope="module")
 def env(make_namespace: Any, crds: None, kubectl: Any) -> Iterator[Env]:
     ns = make_namespace(f"t-aks-{secrets.token_hex(3)}")
-    extra = {"KACI_INGRESS_CLASS": INGRESS_CLASS, "KACI_INGRESS_BASE_URL": INGRESS_BASE}
+    extra = {
+        "KACI_INGRESS_CLASS": INGRESS_CLASS,
+        "KACI_INGRESS_BASE_URL": INGRESS_BASE,
+        "KACI_NETWORK_POLICY": "true",
+        "KACI_NETWORK_POLICY_FROM": json.dumps(NETWORK_POLICY_FROM),
+    }
     keeper = CrdKeeper(kubectl)
     try:
         with run_operator(f"aks-{secrets.token_hex(3)}", extra) as op:
@@ -359,6 +370,29 @@ def test_autoscale_gives_an_hpa_owned_by_the_webservice(env: Env) -> None:
     wait_until(lambda: not env.exists("horizontalpodautoscaler", "ws-auto"), "the HPA to go")
     wait_until(lambda: not env.exists("poddisruptionbudget", "ws-auto"), "the PDB to go")
     env.delete("ws-auto")
+
+
+def test_every_webservice_gets_a_network_policy_that_comes_back_if_deleted(env: Env) -> None:
+    env.apply(webservice("ws-netpol"))
+    env.wait_ready("ws-netpol")
+    policy = env.get("networkpolicy", "ws-netpol")
+    assert _owned_by_webservice(policy, "ws-netpol")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"kaci.dev/webservice": "ws-netpol"}}
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == NETWORK_POLICY_FROM
+    assert rule["ports"] == [{"port": 5001, "protocol": "TCP"}]
+    # Level-based: a policy deleted by hand is made again (its delete event wakes the
+    # Webservice; the resync would too).
+    uid = policy["metadata"]["uid"]
+    env.kubectl("delete", "networkpolicy/ws-netpol", "-n", env.ns)
+    wait_until(
+        lambda: (
+            env.exists("networkpolicy", "ws-netpol")
+            and env.get("networkpolicy", "ws-netpol")["metadata"]["uid"] != uid
+        ),
+        "the NetworkPolicy to come back",
+    )
+    env.delete("ws-netpol")
 
 
 def test_rolling_update_at_two_replicas_fails_no_request(env: Env) -> None:

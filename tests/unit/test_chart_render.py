@@ -9,12 +9,14 @@ server-side dry-runs the same renders against the real API server.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -77,9 +79,11 @@ def env_of(docs: list[Manifest]) -> dict[str, str]:
 
 
 def settings_from(env: dict[str, str]) -> Settings:
-    """The operator's settings object built from the KACI_* variables the chart sets."""
-    fields = {f"KACI_{name.upper()}": name for name in Settings.model_fields}
-    return Settings.model_validate({fields[k]: v for k, v in env.items() if k in fields})
+    """The operator's settings object read, as the operator reads it, from the KACI_*
+    variables the chart sets (and only those: JSON values parsed as from the env)."""
+    fields = {f"KACI_{name.upper()}" for name in Settings.model_fields}
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k in fields}, clear=True):
+        return Settings()
 
 
 def test_lint_default_and_every_ci_values_file() -> None:
@@ -307,6 +311,17 @@ def test_custom_values_reach_the_operator() -> None:
     assert settings.pip_index_url == "https://pypi.example.internal/simple"
     assert "--verbose" in container(docs)["args"]
     assert container(docs)["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert settings.network_policy
+    assert settings.network_policy_from == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+        {"ipBlock": {"cidr": "10.88.0.1/32"}},
+    ]
+
+
+def test_network_policy_is_off_by_default() -> None:
+    settings = settings_from(env_of(render()))
+    assert not settings.network_policy
+    assert settings.network_policy_from == []
 
 
 def test_tcp_docker_host_mounts_no_host_socket() -> None:
@@ -383,6 +398,8 @@ def test_names_are_cut_at_63_characters() -> None:
         (["--set", "builder.dockerHost=/var/run/docker.sock"], "dockerHost"),
         (["--set", "registry.insecure=maybe"], "insecure"),
         (["--set", "resources.requests.memory=lots"], "memory"),
+        (["--set", "serving.networkPolicy.from[0].podSelectr.x=y"], "podSelectr"),
+        (["--set", "serving.networkPolicy.enabled=yes"], "enabled"),
     ],
 )
 def test_a_typo_or_bad_value_fails_through_the_schema(args: list[str], message: str) -> None:
@@ -432,6 +449,8 @@ def test_schema_forbids_unknown_keys_at_every_object_level() -> None:
             "$.properties.topologySpreadConstraints.items",
             "$.properties.extraVolumes.items",
             "$.properties.extraVolumeMounts.items",
+            "$.properties.serving.properties.networkPolicy.properties.from.items.properties.podSelector",
+            "$.properties.serving.properties.networkPolicy.properties.from.items.properties.namespaceSelector",
         ]
     )
 

@@ -274,6 +274,41 @@ def test_ingress_on_azures_path_rewritten_to_the_runtimes() -> None:
     assert env["SERVICE_PATH_PREFIX"] == "api/v1/service/w"
 
 
+def test_network_policy_lets_in_only_the_configured_peers() -> None:
+    ingress_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "in"}}}
+    policy = aks.network_policy("w", NS, OWNER, [ingress_ns], None)
+    assert policy["metadata"]["ownerReferences"] == [OWNER]
+    assert policy["metadata"]["labels"][api.WEBSERVICE_LABEL] == "w"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {api.WEBSERVICE_LABEL: "w"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [ingress_ns], "ports": [{"protocol": "TCP", "port": 5001}]}],
+    }
+    # No peers: its own namespace only; never an empty `from`, which lets everyone in.
+    (rule,) = aks.network_policy("w", NS, OWNER, [], None)["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {}}]
+
+
+def test_the_pass_applies_a_network_policy_only_when_the_operator_is_set_to() -> None:
+    off = Recorder()
+    reconcile_webservice(WebserviceSeen(_ws(dc()), images=[built_image()]), off)
+    assert "NetworkPolicy" not in _applied(off)
+    on = Recorder()
+    on.settings = Settings(registry="reg", default_base_image="base", network_policy=True)
+    reconcile_webservice(WebserviceSeen(_ws(dc()), images=[built_image()]), on)
+    assert "NetworkPolicy" in _applied(on)
+
+
+def test_network_policy_peers_come_from_json_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KACI_NETWORK_POLICY", "true")
+    monkeypatch.setenv("KACI_NETWORK_POLICY_FROM", '[{"ipBlock": {"cidr": "10.88.0.1/32"}}]')
+    s = Settings()
+    assert s.network_policy
+    assert s.network_policy_from == [{"ipBlock": {"cidr": "10.88.0.1/32"}}]
+
+
 def test_service_type() -> None:
     assert r.service("w", NS, OWNER, None, "NodePort")["spec"]["type"] == "NodePort"
     assert r.service("w", NS, OWNER)["spec"]["type"] == "ClusterIP"
@@ -368,11 +403,21 @@ def test_the_pass_deletes_what_the_spec_no_longer_asks_for() -> None:
     edges = Recorder()
     observed = {"metadata": {"name": "w", "namespace": NS}}
     seen = WebserviceSeen(
-        _ws(dc(replicas=1)), images=[built_image()], hpa=observed, pdb=observed, ingress=observed
+        _ws(dc(replicas=1)),
+        images=[built_image()],
+        hpa=observed,
+        pdb=observed,
+        ingress=observed,
+        network_policy=observed,  # made while the operator's setting was on
     )
     reconcile_webservice(seen, edges)
     deleted = [c[1] for c in edges.calls if c[0] == "delete"]
-    assert sorted(deleted) == ["HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget"]
+    assert sorted(deleted) == [
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    ]
     assert not {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"} & set(_applied(edges))
 
 

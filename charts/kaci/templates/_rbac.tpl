@@ -93,8 +93,8 @@ Deployment, Service or Secret: owner references let the garbage collector do tha
   resources: [services]
   verbs: [get, list, watch, create, patch]
 # AKS serving: a Webservice's HorizontalPodAutoscaler (autoscale), PodDisruptionBudget
-# (more than one replica) and Ingress (ingress.enabled); watched, and deleted when the
-# spec no longer asks for them.
+# (more than one replica), Ingress (ingress.enabled) and NetworkPolicy
+# (serving.networkPolicy); watched, and deleted when no longer asked for.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
@@ -102,7 +102,7 @@ Deployment, Service or Secret: owner references let the garbage collector do tha
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
-  resources: [ingresses]
+  resources: [ingresses, networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
 # A Webservice's <name>-keys Secret (authEnabled; tokenAuthEnabled: the signing key).
 - apiGroups: [""]

@@ -44,6 +44,7 @@ INDEXES = (
     "ws_hpas",
     "ws_pdbs",
     "ws_ingresses",
+    "ws_network_policies",
 )
 OBJECTS = {
     api.MODEL: "model_objects",
@@ -107,6 +108,7 @@ class Runner:
             hpa=self.store.one("ws_hpas", (namespace, name)),
             pdb=self.store.one("ws_pdbs", (namespace, name)),
             ingress=self.store.one("ws_ingresses", (namespace, name)),
+            network_policy=self.store.one("ws_network_policies", (namespace, name)),
         )
 
     async def run(self, key: Key) -> Outcome:

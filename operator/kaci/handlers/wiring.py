@@ -155,6 +155,14 @@ def ws_ingresses(
     return {(namespace, owner): snapshot(body)} if owner else {}
 
 
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=child_filter())
+def ws_network_policies(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    owner = _owner(labels)
+    return {(namespace, owner): snapshot(body)} if owner else {}
+
+
 # --- events: who to look at again ------------------------------------------------
 
 
@@ -255,6 +263,7 @@ async def webservice_changed(
 # autoscaled Webservice as often for nothing; a deleted HPA comes back at the resync.
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=child_filter())
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=child_filter())
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=child_filter())
 async def child_changed(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **_: Any
 ) -> None:

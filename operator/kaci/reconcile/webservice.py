@@ -39,6 +39,7 @@ class WebserviceSeen:
     hpa: Obj | None = None
     pdb: Obj | None = None
     ingress: Obj | None = None
+    network_policy: Obj | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def ingress_settings(edges: Edges) -> aks.IngressSettings:
 
 
 def ensure_scaling(seen: WebserviceSeen, edges: Edges, owner: Obj, dc: Obj) -> None:
-    """The HPA (autoscale), the PDB (more than one replica) and the Ingress."""
+    """The HPA (autoscale), the PDB (more than one replica), the Ingress and the
+    NetworkPolicy."""
     namespace, name, _ = meta(seen.body)
     instance = edges.settings.operator_instance
     hpa = aks.hpa(name, namespace, owner, dc, instance) if aks.autoscaled(dc) else None
@@ -171,6 +173,13 @@ def ensure_scaling(seen: WebserviceSeen, edges: Edges, owner: Obj, dc: Obj) -> N
         else None
     )
     ensure_optional(edges, ingress, seen.ingress, "networking.k8s.io/v1", "Ingress")
+    s = edges.settings
+    policy = (
+        aks.network_policy(name, namespace, owner, s.network_policy_from, instance)
+        if s.network_policy
+        else None
+    )
+    ensure_optional(edges, policy, seen.network_policy, "networking.k8s.io/v1", "NetworkPolicy")
 
 
 def access_status(seen: WebserviceSeen, edges: Edges, service: Obj | None) -> Obj:

@@ -9,7 +9,7 @@ Azure's service filled in for an AKS deployment (AKS_DEFAULTS).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,6 +320,36 @@ def ingress_base_url(settings: IngressSettings) -> str | None:
     if settings.host:
         return f"{'https' if settings.tls_secret else 'http'}://{settings.host}"
     return None
+
+
+def network_policy(
+    name: str,
+    namespace: str,
+    owner: Obj,
+    peers: Sequence[Mapping[str, Any]],
+    instance: str | None,
+) -> Obj:
+    """The scoring Pods take traffic on the scoring port only from `peers` (the
+    operator's KACI_NETWORK_POLICY_FROM: NetworkPolicyPeers such as the ingress
+    controller's or Prometheus's namespace); with none, only from Pods in their own
+    namespace. An empty `from` would mean everyone, hence the default peer. Egress is
+    left alone: score.py may call out, and a policy there is the cluster's choice."""
+    sources = [dict(p) for p in peers] or [{"podSelector": {}}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace, owner, instance),
+        "spec": {
+            "podSelector": {"matchLabels": {api.WEBSERVICE_LABEL: name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": sources,
+                    "ports": [{"protocol": "TCP", "port": api.SCORING_PORT}],
+                }
+            ],
+        },
+    }
 
 
 def _meta(name: str, namespace: str, owner: Obj, instance: str | None) -> Obj:
