@@ -156,6 +156,13 @@ setup_network() {
   local addrs; addrs="$(ip -4 addr show dev "$BRIDGE")"
   case "$addrs" in *"inet $NODE_IP/"*) ;; *) ip addr add "$NODE_IP/16" dev "$BRIDGE" ;; esac
   ip link set "$BRIDGE" up
+  # Service IPs exist only as kube-proxy's DNAT rules. Until it has written a new
+  # Service's rule, a connection from the host to that IP would follow the default
+  # route off the machine, where a transparent proxy may accept it (seen here: the
+  # apiserver's first look at metrics-server reached it, kept the connection, and
+  # was answered 404 for good). Routed to the bridge, such a packet finds no one and
+  # the client tries again; a DNAT'd one is routed to its Pod as before.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$NODE_IP"
   # Docker sets the FORWARD policy to DROP; pod traffic on our bridge must pass.
   local dir
   for dir in -s -d; do

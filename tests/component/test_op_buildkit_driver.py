@@ -282,6 +282,7 @@ def test_registry_down_is_a_retry(daemon: Any) -> None:
     with pytest.raises(BuilderUnavailableError) as err:
         b.build_and_push(ctx, f"127.0.0.1:5000/kaci/{NS}/regdown:1")
     assert "could not reach a registry" in str(err.value)
+    assert f"is the registry at 127.0.0.1:{port} up?" in str(err.value)  # the base's
     assert "trying again" in str(err.value)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kaci.edges import buildctl
+from kaci.edges.buildkit_builder import unreachable_registry
 from kaci.settings import Settings
 
 CTX = Path("/tmp/ctx")
@@ -129,3 +130,16 @@ def test_an_images_own_compression_wins_over_the_setting_for_scoring_images_only
         settings, "127.0.0.1:5000/a:b", Path("/c"), Path("/m"), "model", "zstd"
     )
     assert not any("compression=zstd" in a for a in model)
+
+
+def test_the_unreachable_registry_is_the_one_buildkitd_names() -> None:
+    said = (
+        "failed to solve: 127.0.0.1:5000/kaci/base:1: failed to resolve source metadata for "
+        '127.0.0.1:5000/kaci/base:1: failed to do request: Head "http://127.0.0.1:5000/v2/'
+        'kaci/base/manifests/1": dial tcp 127.0.0.1:5000: connect: connection refused'
+    )
+    assert unreachable_registry(said) == "127.0.0.1:5000"
+    assert unreachable_registry('Head "https://reg.example:443/v2/x/manifests/1"') == (
+        "reg.example:443"
+    )
+    assert unreachable_registry("dial tcp: lookup buildkitd: no such host") is None

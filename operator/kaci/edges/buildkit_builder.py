@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,17 @@ def write_context(context: Mapping[str, bytes], folder: Path) -> None:
         path = folder / check_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+
+# A registry request in buildctl's words: `Head "http://host:port/v2/...": dial tcp ...`.
+_REGISTRY_URL = re.compile(r'"https?://([^/"]+)/v2/')
+
+
+def unreachable_registry(error: str) -> str | None:
+    """The registry buildkitd could not reach, as its error names it (a base image's
+    may not be the push registry)."""
+    found = _REGISTRY_URL.search(error)
+    return found.group(1) if found else None
 
 
 def _pump(stream: IO[bytes], out: queue.Queue[str | None]) -> None:
@@ -210,7 +222,7 @@ class BuildkitBuilder(Builder):
                 log.tail(),
             )
         if not progress.failed_step and any(u in said for u in UNREACHABLE):
-            registry = ref.split("/", 1)[0]
+            registry = unreachable_registry(error) or ref.split("/", 1)[0]
             return BuilderUnavailableError(
                 f"the build of {ref} could not reach a registry ({error[:300]}); "
                 f"is the registry at {registry} up? trying again",

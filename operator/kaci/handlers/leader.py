@@ -15,6 +15,12 @@ from typing import Any
 
 # How long a look at the peering object is trusted (its keep-alives are seconds apart).
 FRESH_S = 2.0
+# A replica does not act in its first seconds, nor before its own keep-alive is in the
+# peering object: by then a replica started at the same moment (a Deployment of two)
+# has written its own, and the younger never acts. kopf itself resumes the younger for
+# the instant before the older one's first keep-alive arrives; what kopf sees then only
+# wakes the queue, which waits on this.
+SETTLE_S = 2.0
 
 
 def _parse(ts: str) -> datetime.datetime:
@@ -41,6 +47,11 @@ def is_leading(
     return True
 
 
+def kept_alive(peers: Mapping[str, Mapping[str, Any]], identity: str) -> bool:
+    """Whether this process's own keep-alive is in the peering object yet."""
+    return identity in peers
+
+
 @dataclass
 class Peering:
     name: str
@@ -62,14 +73,16 @@ class Leadership:
     def __init__(self, peering: Peering | None) -> None:
         self.peering = peering
         self._checked = 0.0
-        self._leading: bool = True
+        self._leading: bool | None = True
+        self._born = time.monotonic()
         self._lock = asyncio.Lock()
 
     @classmethod
     def configured(cls) -> Leadership:
         return cls(_configured)
 
-    def _read(self) -> bool:
+    def _read(self) -> bool | None:
+        """Leading or not; None until this process's keep-alive is there."""
         from kaci.edges import kube
 
         p = self.peering
@@ -77,20 +90,27 @@ class Leadership:
         now = datetime.datetime.now(datetime.UTC)
         if not p.namespaces:
             obj = kube.get_cluster_custom("kopf.dev", "v1", "clusterkopfpeerings", p.name)
-            return obj is not None and is_leading(
-                obj.get("status") or {}, p.identity, p.priority, now
-            )
-        for ns in p.namespaces:
-            obj = kube.get_namespaced_custom("kopf.dev", "v1", ns, "kopfpeerings", p.name)
-            if obj is None or not is_leading(obj.get("status") or {}, p.identity, p.priority, now):
-                return False
-        return True
+            objects = [obj]
+        else:
+            objects = [
+                kube.get_namespaced_custom("kopf.dev", "v1", ns, "kopfpeerings", p.name)
+                for ns in p.namespaces
+            ]
+        leading = True
+        for obj in objects:
+            peers = (obj or {}).get("status") or {}
+            if not kept_alive(peers, p.identity):
+                return None
+            leading = leading and is_leading(peers, p.identity, p.priority, now)
+        return leading
 
     async def leading(self) -> bool | None:
         """True or False; None when the peering object cannot be read now (do not
         act blindly, and do not drop the work either: look again later)."""
         if self.peering is None:
             return True
+        if time.monotonic() - self._born < SETTLE_S:
+            return None
         async with self._lock:
             if time.monotonic() - self._checked > FRESH_S:
                 try:
