@@ -6,6 +6,8 @@ from __future__ import annotations
 from kaci import crds
 from kaci.reconcile.image import source_dir_of
 from kaci.render import image as render
+from kaci.render import names
+from kaci.settings import Settings
 
 BASE = render.ScoringImageInputs(
     base_image="python:3.11-slim",
@@ -48,15 +50,32 @@ def test_environment_variables_are_literal_and_before_kacis_own() -> None:
 
 
 def test_source_dir_of_spec() -> None:
-    assert source_dir_of({}) is None
-    assert source_dir_of({"sourceDirectory": {"image": {"reference": "r@sha256:1"}}}) == (
-        "r@sha256:1",
-        "/",
+    same = Settings(registry="127.0.0.1:5000")
+    assert source_dir_of({}, same) is None
+    spec = {"sourceDirectory": {"image": {"reference": "127.0.0.1:5000/kaci/ns/source/s@sha256:1"}}}
+    assert source_dir_of(spec, same) == ("127.0.0.1:5000/kaci/ns/source/s@sha256:1", "/")
+    other = {"sourceDirectory": {"image": {"reference": "r", "path": "/model"}}}
+    assert source_dir_of(other, same) == ("r", "/model")
+    # The SDK named kaci's registry as the host sees it; an in-cluster builder reaches
+    # the same registry by the node's address.
+    split = Settings(registry="10.88.0.1:5000", registry_pull="127.0.0.1:5000")
+    assert source_dir_of(spec, split) == ("10.88.0.1:5000/kaci/ns/source/s@sha256:1", "/")
+    assert source_dir_of(other, split) == ("r", "/model")
+
+
+def test_the_builder_sees_kacis_registry_by_its_own_address() -> None:
+    see = names.as_the_builder_sees
+    assert see("127.0.0.1:5000/kaci/base:1", "10.88.0.1:5000", "127.0.0.1:5000") == (
+        "10.88.0.1:5000/kaci/base:1"
     )
-    assert source_dir_of({"sourceDirectory": {"image": {"reference": "r", "path": "/model"}}}) == (
-        "r",
-        "/model",
+    assert see("127.0.0.1:50000/x:1", "10.88.0.1:5000", "127.0.0.1:5000") == "127.0.0.1:50000/x:1"
+    assert see("docker.io/python:3.11", "10.88.0.1:5000", "127.0.0.1:5000") == (
+        "docker.io/python:3.11"
     )
+    assert see("reg.example/ml/base:1", "push.internal/ml", "reg.example/ml") == (
+        "push.internal/ml/base:1"
+    )
+    assert see("127.0.0.1:5000/a:1", "127.0.0.1:5000", "127.0.0.1:5000") == "127.0.0.1:5000/a:1"
 
 
 def test_crds_allow_empty_models_and_have_the_new_fields() -> None:

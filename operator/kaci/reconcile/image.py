@@ -21,6 +21,7 @@ from kaci.errors import InfraDown, UserError, Waiting
 from kaci.reconcile.common import Edges, Obj, Outcome, meta, short, tell, write_status
 from kaci.render import conda, names, scorecheck
 from kaci.render import image as render
+from kaci.settings import Settings
 from kaci.status.conditions import ready_only
 
 # How often the build log's tail is written into status while a build runs.
@@ -100,12 +101,16 @@ def resolve_models(seen: ImageSeen, registry: str | None = None) -> list[render.
     return out
 
 
-def source_dir_of(spec: Mapping[str, Any]) -> tuple[str, str] | None:
-    """spec.sourceDirectory (an OCI image holding the code folder) as (reference, folder)."""
+def source_dir_of(spec: Mapping[str, Any], settings: Settings) -> tuple[str, str] | None:
+    """spec.sourceDirectory (an OCI image holding the code folder) as (reference, folder),
+    the reference as the builder reaches it (the SDK names kaci's registry as it sees it)."""
     image = (spec.get("sourceDirectory") or {}).get("image")
     if not image:
         return None
-    return str(image["reference"]), str(image.get("path") or "/")
+    ref = names.as_the_builder_sees(
+        str(image["reference"]), settings.registry, settings.pull_registry
+    )
+    return ref, str(image.get("path") or "/")
 
 
 def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
@@ -128,13 +133,17 @@ def gather_inputs(seen: ImageSeen, edges: Edges) -> render.ScoringImageInputs:
         runtime_requirements(), conda_reqs, list(spec.get("pipRequirements") or [])
     )
     return render.ScoringImageInputs(
-        base_image=spec.get("baseImage") or settings.default_base_image,
+        base_image=names.as_the_builder_sees(
+            str(spec.get("baseImage") or settings.default_base_image),
+            settings.registry,
+            settings.pull_registry,
+        ),
         requirements=reqs,
         score_py=score.encode(),
         models=resolve_models(seen, settings.registry),
         runtime_files=runtime_files(),
         docker_steps=str(spec.get("dockerSteps") or ""),
-        source_dir=source_dir_of(spec),
+        source_dir=source_dir_of(spec, settings),
         env={str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()},
         layer_compression=spec.get("layerCompression"),
         pip=render.PipOptions(

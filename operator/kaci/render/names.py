@@ -74,3 +74,13 @@ def owner_reference(
         "controller": controller,
         "blockOwnerDeletion": True,
     }
+
+
+def as_the_builder_sees(ref: str, registry: str, pull_registry: str) -> str:
+    """`ref` named by the builder's address of kaci's registry (KACI_REGISTRY) when it
+    names the registry by its pull address (KACI_REGISTRY_PULL: the kubelet's and the
+    SDK's, e.g. 127.0.0.1:5000 on a node, which is a buildkitd Pod's own loopback).
+    Any other reference is left as it is."""
+    if registry == pull_registry or not ref.startswith(pull_registry.rstrip("/") + "/"):
+        return ref
+    return registry.rstrip("/") + ref[len(pull_registry.rstrip("/")) :]
