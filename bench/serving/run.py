@@ -138,8 +138,8 @@ def start_operator(instance: str, log: Path) -> subprocess.Popen[bytes]:
         **os.environ,
         "KUBECONFIG": str(KUBECONFIG),
         "KACI_OPERATOR_INSTANCE": instance,
-        # What is measured here is serving (scale: reconciling), not building: the
-        # one image is built by the node's Docker Engine, which the local cluster has.
+        # What is measured here is serving, not building: the one image is built
+        # by the node's Docker Engine, which the local cluster has.
         "KACI_BUILDER": "docker",
         "KACI_DEFAULT_BASE_IMAGE": "127.0.0.1:5000/kaci/python:3.11",
         "KACI_PIP_FIND_LINKS": "/wheels",
