@@ -29,6 +29,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
+from onnx_models import logistic_regression_onnx  # type: ignore[import-not-found,unused-ignore]
 from support.kaci_operator import run_operator, train  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +188,10 @@ def corpus(
     namespace = make_namespace(f"t-sdk-corpus-{secrets.token_hex(3)}")
     template = tmp_path_factory.mktemp("corpus-template")
     train(template)
+    # The same classifier as an ONNX graph, for the no-code ONNX deploy.
+    logistic_regression_onnx(
+        joblib.load(template / "sklearn_mnist_model.pkl"), template / "mnist-model.onnx"
+    )
     shutil.copy(MNIST / "score.py", template / "score.py")
     with run_operator(f"sdkc-{secrets.token_hex(4)}") as op:
         (template / ".azureml").mkdir()
@@ -341,3 +346,12 @@ def test_14_local_webservice_docker(corpus: Corpus) -> None:
     assert r["reloaded"] == corpus.expected  # the edited score.py, same image
     assert r["port"] == 6789
     assert r["logs_nonempty"] is True
+
+
+def test_15_no_code_onnx(corpus: Corpus) -> None:
+    r = corpus.run("15_no_code_onnx.py")
+    # Every output of the graph, by name; the label is the pickle's prediction.
+    assert r["prediction"] == corpus.expected
+    assert r["outputs"] == ["label", "scores"]
+    assert r["same_by_name"] is True
+    assert (r["framework"], r["compute_type"]) == ("Onnx", "ACI")

@@ -530,8 +530,15 @@ def test_no_code_deploy(ws: Workspace) -> None:
     assert "joblib.load" in spec["executionScript"]["inline"]
     assert "scikit-learn==1.9.1" in spec["condaFile"]["inline"]
     onnx = a_model(ws, "onnx-model", framework=Model.Framework.ONNX)
-    with pytest.raises(WebserviceException, match="ScikitLearn models only"):
-        Model.deploy(ws, "nocode-onnx", [onnx])
+    Model.deploy(ws, "nocode-onnx", [onnx])
+    spec = kube(ws).objects[("webservices", "nocode-onnx")]["spec"]["imageConfig"]
+    assert "onnxruntime.InferenceSession" in spec["executionScript"]["inline"]
+    assert "onnxruntime" in spec["condaFile"]["inline"]
+    tf = a_model(ws, "tf-model", framework=Model.Framework.TENSORFLOW)
+    with pytest.raises(WebserviceException, match="ScikitLearn and Onnx models, not TensorFlow"):
+        Model.deploy(ws, "nocode-tf", [tf])
+    with pytest.raises(WebserviceException, match="one model this way"):
+        Model.deploy(ws, "nocode-two", [model, onnx])
     with pytest.raises(WebserviceException, match="needs a model"):
         Model.deploy(ws, "nocode-none", [])
 

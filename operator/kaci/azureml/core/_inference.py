@@ -1,4 +1,4 @@
-"""InferenceConfig (Azure's azureml.core.model.InferenceConfig) and the no-code scorer.
+"""InferenceConfig (Azure's azureml.core.model.InferenceConfig).
 
 An InferenceConfig is the build part of an Image spec: entry_script (read now),
 an Environment (condaFile, baseImage, environmentVariables) or the older
@@ -216,64 +216,3 @@ def push_source_directory(ws: Workspace, folder: str) -> Obj:
 
 def warn_deprecated(what: str) -> None:
     warnings.warn(what, DeprecationWarning, stacklevel=3)
-
-
-# The no-code scorer for scikit-learn models (Azure's built-in): {"data": [[...]]}
-# in, predict()'s result out, the model file found in AZUREML_MODEL_DIR.
-SKLEARN_SCORE_PY = '''\
-"""kaci's built-in scoring script for a no-code scikit-learn deployment."""
-import json
-import os
-
-import joblib
-import numpy as np
-
-
-def _model_file():
-    root = os.environ["AZUREML_MODEL_DIR"]
-    found = []
-    for folder, _dirs, files in os.walk(root):
-        found += [os.path.join(folder, f) for f in files]
-    if len(found) != 1:
-        raise RuntimeError(f"no-code deploy wants one model file under {root}, found {found}")
-    return found[0]
-
-
-def init():
-    global model
-    model = joblib.load(_model_file())
-
-
-def run(raw_data):
-    data = json.loads(raw_data)
-    if isinstance(data, dict):
-        data = data["data"]
-    return np.asarray(model.predict(np.array(data))).tolist()
-'''
-
-
-def no_code_spec(frameworks: list[tuple[str | None, str | None]]) -> Obj:
-    """The Image spec for a deploy without InferenceConfig (Azure's no-code deploy)."""
-    from kaci.azureml.core.conda_dependencies import CondaDependencies
-
-    kinds = {f for f, _ in frameworks}
-    if not frameworks:
-        raise WebserviceException("a no-code deploy needs a model (its framework picks the scorer)")
-    if kinds != {"ScikitLearn"}:
-        raise WebserviceException(
-            f"no-code deploy: kaci has a built-in scorer for ScikitLearn models only, got "
-            f"{', '.join(sorted(str(k) for k in kinds))}; give an InferenceConfig with your "
-            "score.py (ONNX and TensorFlow scorers are not built in yet)"
-        )
-    if len(frameworks) != 1:
-        raise WebserviceException("no-code deploy: Azure and kaci deploy one model this way")
-    version = frameworks[0][1]
-    sklearn = f"scikit-learn=={version}" if version else "scikit-learn"
-    deps = CondaDependencies.create(
-        pip_packages=[sklearn, "joblib", "numpy"], python_version="3.11"
-    )
-    return _manifests.image_config_spec(
-        execution_script=SKLEARN_SCORE_PY,
-        conda_file=deps.serialize_to_string(),
-        description="no-code deploy (kaci's built-in scikit-learn scorer)",
-    )

@@ -123,9 +123,12 @@ class Model:
         PYTORCH = "PyTorch"
         MULTI = "Multi"
 
-    # Frameworks kaci has a built-in scorer for (Azure's list also has ONNX,
-    # TensorFlow and Multi; see kaci.azureml.core._inference.no_code_spec).
-    _SUPPORTED_FRAMEWORKS_FOR_NO_CODE_DEPLOY: ClassVar[tuple[str, ...]] = (Framework.SCIKITLEARN,)
+    # Frameworks kaci has a built-in scorer for (Azure's list also has TensorFlow
+    # and Multi; see kaci.azureml.core._no_code).
+    _SUPPORTED_FRAMEWORKS_FOR_NO_CODE_DEPLOY: ClassVar[tuple[str, ...]] = (
+        Framework.SCIKITLEARN,
+        Framework.ONNX,
+    )
 
     def __init__(
         self,

@@ -4,7 +4,7 @@
 - AKS config: a Webservice marked AKS, with replicas or autoscale, limits, timeouts,
   probe settings and token auth in its deploymentConfig;
 - Local config: a LocalWebservice (kaci-runtime on this machine);
-- no InferenceConfig: a no-code deploy (kaci's built-in scikit-learn scorer);
+- no InferenceConfig: a no-code deploy (kaci's built-in scikit-learn or ONNX scorer);
 - overwrite=True: an existing service is given the new spec and rolls (no downtime).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kaci import api
 from kaci.azureml import _manifests
 from kaci.azureml._names import validate_service_name
-from kaci.azureml.core._inference import no_code_spec
+from kaci.azureml.core._no_code import frameworks_of, no_code_spec
 from kaci.azureml.core.webservice.webservice import (
     PLURAL,
     Webservice,
@@ -34,9 +34,7 @@ Obj = dict[str, Any]
 def build_spec(workspace: Workspace, models: list[Model], inference_config: Any) -> Obj:
     """The imageConfig of the Webservice (an InferenceConfig, or the no-code scorer)."""
     if inference_config is None:
-        return no_code_spec(
-            [(m.model_framework, m.properties.get("frameworkVersion")) for m in models]
-        )
+        return no_code_spec(frameworks_of(models))
     return _config_spec(inference_config, workspace)
 
 

@@ -31,7 +31,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaci.azureml.core._inference import SKLEARN_SCORE_PY, _folder_of
+from kaci.azureml.core._inference import _folder_of
+from kaci.azureml.core._no_code import frameworks_of, scorer
 from kaci.azureml.core.webservice._local_servers import DockerServer, ProcessServer, Server
 from kaci.azureml.exceptions import WebserviceException
 
@@ -175,7 +176,7 @@ class LocalWebservice:
         app.mkdir(parents=True)
         cfg = self.inference_config
         if cfg is None:
-            (app / "score.py").write_text(SKLEARN_SCORE_PY)
+            (app / "score.py").write_text(scorer(frameworks_of(self.models)).score_py)
             self._entry = "score.py"
             self._env: dict[str, str] = {}
         else:
