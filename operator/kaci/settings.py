@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # made before is deleted). The cluster's CNI enforces it, if it enforces any.
     network_policy: bool = False
     network_policy_from: list[dict[str, Any]] = Field(default_factory=list)
+    # Where scoring Pods run (the chart's serving.nodeSelector and serving.tolerations,
+    # JSON): a node pool of their own, GPU nodes, or kwok's simulated nodes in
+    # bench/scale. Given to every Webservice's Pod template; a change rolls them.
+    scoring_node_selector: dict[str, str] = Field(default_factory=dict)
+    scoring_tolerations: list[dict[str, Any]] = Field(default_factory=list)
     # Address in the scoringUri of a NodePort Webservice; None: a node's ExternalIP,
     # else its InternalIP (read from the nodes).
     node_address: str | None = None

@@ -316,12 +316,18 @@ def test_custom_values_reach_the_operator() -> None:
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
         {"ipBlock": {"cidr": "10.88.0.1/32"}},
     ]
+    assert settings.scoring_node_selector == {"kaci.dev/pool": "scoring"}
+    assert settings.scoring_tolerations == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
 
 
 def test_network_policy_is_off_by_default() -> None:
     settings = settings_from(env_of(render()))
     assert not settings.network_policy
     assert settings.network_policy_from == []
+    assert settings.scoring_node_selector == {}
+    assert settings.scoring_tolerations == []
 
 
 def test_tcp_docker_host_mounts_no_host_socket() -> None:

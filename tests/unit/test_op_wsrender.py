@@ -53,6 +53,28 @@ def test_pod_is_guaranteed_and_restricted() -> None:
     assert template(pull="regcred")["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
 
 
+def test_placement_reaches_the_pod_and_rolls_it() -> None:
+    dc = {"cpuCores": 0.5, "memoryGb": 1}
+    plain = r.pod_template("w", "img", dc, None, None)
+    # The operator's defaults (nothing set) leave the Pod as it was.
+    unset = r.pod_template("w", "img", dc, None, None, placement={"nodeSelector": {}})
+    assert unset == plain
+    assert "nodeSelector" not in plain["spec"]
+    assert "tolerations" not in plain["spec"]
+    toleration = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+    placed = r.pod_template(
+        "w",
+        "img",
+        dc,
+        None,
+        None,
+        placement={"nodeSelector": {"type": "kwok"}, "tolerations": [toleration]},
+    )
+    assert placed["spec"]["nodeSelector"] == {"type": "kwok"}
+    assert placed["spec"]["tolerations"] == [toleration]
+    assert r.template_hash(placed) != r.template_hash(plain)
+
+
 def test_keys_come_from_the_secret_and_roll_the_pod() -> None:
     plain = template()
     keyed = template({"primaryKey": "a", "secondaryKey": "b"})

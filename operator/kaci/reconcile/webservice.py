@@ -275,8 +275,12 @@ def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> 
     keys = ensure_keys(seen, edges, owner, token) if dc.get("authEnabled") or token else None
     settings = edges.settings
     instance = settings.operator_instance
+    placement = {
+        "nodeSelector": settings.scoring_node_selector,
+        "tolerations": settings.scoring_tolerations,
+    }
     template = render.pod_template(
-        name, location, dc, keys, settings.image_pull_secret, instance, namespace
+        name, location, dc, keys, settings.image_pull_secret, instance, namespace, placement
     )
     desired = render.deployment(name, namespace, owner, template, instance, aks.replicas(dc))
     deployment = apply_if_changed(edges, desired, seen.deployment)

@@ -39,9 +39,11 @@ def pod_template(
     pull_secret: str | None,
     instance: str | None = None,
     namespace: str = "",
+    placement: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The scoring Pod. `keys`: the keys Secret's data when auth is on (key auth: the two
-    keys; token auth: the signing key), whose hash rolls the Pods when it changes."""
+    keys; token auth: the signing key), whose hash rolls the Pods when it changes.
+    `placement`: the operator's scheduling fields (nodeSelector, tolerations)."""
     dc = deployment_config
     env: list[dict[str, Any]] = [{"name": "HOME", "value": TMP}]
     if keys and not dc.get("tokenAuthEnabled"):
@@ -113,6 +115,7 @@ def pod_template(
         )
     if pull_secret:
         spec["imagePullSecrets"] = [{"name": pull_secret}]
+    spec.update({k: v for k, v in (placement or {}).items() if v})
     template: dict[str, Any] = {
         "metadata": {
             "labels": names.webservice_labels(name, instance),
