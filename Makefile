@@ -7,7 +7,7 @@ export KUBECONFIG := $(ROOT)/.cluster/kubeconfig
 export PATH := $(ROOT)/.cluster/bin:$(VENV)/bin:$(PATH)
 CLUSTER ?= local
 
-.PHONY: help deps venv lint cluster cluster-down base-images test test-unit test-component test-cluster demo bench-runtime bench-deploy bench-scale bench-serving clean
+.PHONY: help deps venv lint cluster cluster-down base-images test test-unit test-component test-cluster demo bench-runtime bench-deploy bench-scale bench-scale-kwok bench-serving clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -65,6 +65,9 @@ bench-serving: venv ## AKS serving: 1/2/4 replicas (req/s, p99), the HPA's react
 
 bench-scale: venv ## operator: converge 10/50/100 Webservices and 1,000 Models; its RSS and CPU (local cluster)
 	$(PY) bench/scale/run.py
+
+bench-scale-kwok: venv ## operator at scale on 100 kwok nodes: 100/1,000 Webservices, 1,000 Models; CPU, RSS, API requests, update, rest, restart
+	$(PY) bench/scale/kwok.py
 
 clean: cluster-down
 	rm -rf .cluster .venv

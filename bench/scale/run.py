@@ -25,6 +25,7 @@ Results: a table on stdout and JSON in bench/results/scale-<time>.json.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -111,7 +112,9 @@ class Sampler:
 
 
 @contextlib.contextmanager
-def operator(instance: str) -> Iterator[subprocess.Popen[bytes]]:
+def operator(
+    instance: str, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     logfile = Path(tempfile.mkstemp(prefix="kaci-bench-operator-", suffix=".log")[1])
     env = {
         **os.environ,
@@ -123,6 +126,7 @@ def operator(instance: str) -> Iterator[subprocess.Popen[bytes]]:
         "KACI_DEFAULT_BASE_IMAGE": "127.0.0.1:5000/kaci/python:3.11",
         "KACI_PIP_FIND_LINKS": "/wheels",
         "KACI_PIP_NO_INDEX": "true",
+        **(extra_env or {}),
     }
     with logfile.open("wb") as out:
         proc = subprocess.Popen(
@@ -171,6 +175,12 @@ class Bench:
             "spec": spec,
         }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+
+    def lister(self, plural: str) -> Callable[..., Any]:
+        """The namespace's list call for a kaci kind (a watch, given watch=True)."""
+        return functools.partial(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, self.ns, plural
+        )
 
     def items(self, plural: str) -> list[dict[str, Any]]:
         got: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)

@@ -111,3 +111,17 @@ def test_time_to_ready_is_observed_from_the_given_start() -> None:
     assert sample("kaci_operator_time_to_ready_seconds_count", kind="Webservice") == count + 1
     took = sample("kaci_operator_time_to_ready_seconds_sum", kind="Webservice") - total
     assert 29 <= took < 120
+
+
+def test_watch_events_are_counted_by_kind_and_type() -> None:
+    import asyncio
+
+    from kaci.handlers import wiring
+
+    before = sample("kaci_operator_watch_events_total", kind="Pod", type="MODIFIED")
+    listed = sample("kaci_operator_watch_events_total", kind="Pod", type="listed")
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {}}}
+    asyncio.run(wiring.child_changed(body=pod, namespace="ns", labels={}, type="MODIFIED"))  # type: ignore[arg-type]
+    asyncio.run(wiring.child_changed(body=pod, namespace="ns", labels={}, type=None))  # type: ignore[arg-type]
+    assert sample("kaci_operator_watch_events_total", kind="Pod", type="MODIFIED") == before + 1
+    assert sample("kaci_operator_watch_events_total", kind="Pod", type="listed") == listed + 1

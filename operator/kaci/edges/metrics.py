@@ -79,6 +79,18 @@ API_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+WATCH_EVENTS = Counter(
+    "kaci_operator_watch_events",
+    "Watch events the operator handled, by the object's kind and the event's type "
+    "(listed: from a list at the watch's start).",
+    ["kind", "type"],
+    registry=REGISTRY,
+)
+
+
+def watch_event(kind: str, event_type: str | None) -> None:
+    WATCH_EVENTS.labels(kind, event_type or "listed").inc()
+
 
 @contextmanager
 def timed_pass(kind: str) -> Iterator[Callable[[str], None]]:

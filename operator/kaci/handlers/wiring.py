@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from kaci import api
+from kaci.edges import metrics
 from kaci.handlers import runner
 from kaci.handlers.store import Index, snapshot
 from kaci.reconcile.image import image_name_of
@@ -93,28 +94,31 @@ def _owner(labels: Mapping[str, str]) -> str | None:
     return labels.get(api.WEBSERVICE_LABEL)
 
 
-@kopf.index("apps", "v1", "deployments", labels=child_filter())
-def ws_deployments(
+# The children of a Webservice, each kind in an index by (namespace, owning
+# Webservice): the Deployment, Service and Pods it runs on, and AKS-class serving's
+# HPA, PDB, Ingress and NetworkPolicy, compared with what a pass wants instead of
+# applied again on every pass, and deleted when no longer wanted (autoscale off, one
+# replica, ingress off, the policy setting off).
+CHILD_INDEXES = {
+    "ws_deployments": ("apps", "v1", "deployments"),
+    "ws_services": ("", "v1", "services"),
+    "ws_pods": ("", "v1", "pods"),
+    "ws_hpas": ("autoscaling", "v2", "horizontalpodautoscalers"),
+    "ws_pdbs": ("policy", "v1", "poddisruptionbudgets"),
+    "ws_ingresses": ("networking.k8s.io", "v1", "ingresses"),
+    "ws_network_policies": ("networking.k8s.io", "v1", "networkpolicies"),
+}
+
+
+def child_by_owner(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     owner = _owner(labels)
     return {(namespace, owner): snapshot(body)} if owner else {}
 
 
-@kopf.index("", "v1", "services", labels=child_filter())
-def ws_services(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
-
-
-@kopf.index("", "v1", "pods", labels=child_filter())
-def ws_pods(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
+for _id, (_group, _version, _plural) in CHILD_INDEXES.items():
+    kopf.index(_group, _version, _plural, labels=child_filter(), id=_id)(child_by_owner)
 
 
 # EndpointSlices carry their Service's labels (the EndpointSlice controller copies
@@ -126,41 +130,6 @@ def ws_endpoint_slices(
     """With the moment the change arrived: kube-proxy follows a little later."""
     owner = _owner(labels)
     return {(namespace, owner): {**snapshot(body), SEEN_AT: time.time()}} if owner else {}
-
-
-# AKS-class serving's children: compared with what a pass wants instead of applied
-# again on every pass, and deleted when no longer wanted (autoscale off, one replica,
-# ingress off).
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=child_filter())
-def ws_hpas(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
-
-
-@kopf.index("policy", "v1", "poddisruptionbudgets", labels=child_filter())
-def ws_pdbs(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
-
-
-@kopf.index("networking.k8s.io", "v1", "ingresses", labels=child_filter())
-def ws_ingresses(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
-
-
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=child_filter())
-def ws_network_policies(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    owner = _owner(labels)
-    return {(namespace, owner): snapshot(body)} if owner else {}
 
 
 # --- events: who to look at again ------------------------------------------------
@@ -222,6 +191,7 @@ async def model_changed(
 async def model_dependents(
     body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
+    metrics.watch_event(api.MODEL, type)
     ns, why = namespace or "", _why(body, type)
     waiting: kopf.Index[Any, Any] = kwargs["images_by_model"]
     for image in waiting.get((ns, model_name_of(body)), []):
@@ -239,6 +209,7 @@ async def image_changed(
 async def image_dependents(
     body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
+    metrics.watch_event(api.IMAGE, type)
     ns, why = namespace or "", _why(body, type)
     waiting: kopf.Index[Any, Any] = kwargs["webservices_by_image"]
     for ws in waiting.get((ns, image_name_of(body)), []):
@@ -252,6 +223,7 @@ async def image_dependents(
 async def webservice_changed(
     body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
 ) -> None:
+    metrics.watch_event(api.WEBSERVICE, type)
     wake_self(api.WEBSERVICE, namespace or "", name, body, type)
 
 
@@ -267,6 +239,7 @@ async def webservice_changed(
 async def child_changed(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **_: Any
 ) -> None:
+    metrics.watch_event(str(body.get("kind")), type)
     owner = _owner(labels)
     if owner:
         why = _why(body, type)
