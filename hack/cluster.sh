@@ -281,9 +281,10 @@ up_apiserver() {
 }
 
 # The controller-manager's and scheduler's client rate limits. Upstream's defaults
-# (20 and 50 requests/s) made the controller-manager the bound of bench/scale's kwok
-# mode: ~6 writes per Webservice (ReplicaSet, Pod, statuses) at 20/s. The API server
-# on this machine's two cores is the real limit; give them room to reach it.
+# (20 and 50 requests/s) would cap bench/scale's kwok mode at the controller-manager:
+# it writes several objects per Webservice (ReplicaSet, Pod, statuses). Raised so the
+# API server on this machine's two cores is the limit (the default was not measured
+# side by side; see bench/README.md, "Scale on simulated nodes").
 CONTROLLERS_QPS="${KACI_CONTROLLERS_QPS:-200}"
 
 up_controllers() {

@@ -335,16 +335,13 @@ def delete_all(b: Bench, plural: str) -> None:
     )
 
 
-def teardown_webservices(b: Bench, keep: set[str]) -> float:
-    for w in b.items("webservices"):
-        if w["metadata"]["name"] not in keep:
-            b.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, b.ns, "webservices", w["metadata"]["name"]
-            )
+def teardown_webservices(b: Bench) -> float:
+    """Delete every Webservice (one request); seconds until their Pods are gone."""
+    delete_all(b, "webservices")
 
     def pods_gone() -> bool:
-        pods = b.core.list_namespaced_pod(b.ns, label_selector="kaci.dev/webservice").items
-        return not pods
+        pods = b.core.list_namespaced_pod(b.ns, label_selector="kaci.dev/webservice", limit=1)
+        return not pods.items
 
     return round(wait_for("the Pods to go", pods_gone, every_s=2.0), 1)
 
@@ -501,7 +498,7 @@ def main() -> int:
             for i, n in enumerate(sizes):
                 results["webservices"].append(webservices_round(b, costs, n))
                 if i < len(sizes) - 1:
-                    results["webservices"][-1]["teardown_s"] = teardown_webservices(b, set())
+                    results["webservices"][-1]["teardown_s"] = teardown_webservices(b)
             objects = sizes[-1] + 2  # the Webservices, the shared Image and Model
             if rest_s:
                 results["rest"] = rest(b, costs, rest_s, objects)
@@ -516,7 +513,7 @@ def main() -> int:
             sampler.start()
             wait_for("the operator's /metrics", lambda: metrics_up(port), every_s=0.2)
             costs = Costs(sampler, port)
-            results["webservices"][-1]["teardown_s"] = teardown_webservices(b, set())
+            results["webservices"][-1]["teardown_s"] = teardown_webservices(b)
             if n_models:
                 results["models"].append(models_round(b, costs, n_models))
                 delete_all(b, "models")
