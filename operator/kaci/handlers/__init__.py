@@ -12,9 +12,12 @@ from typing import Any
 import kopf
 
 from kaci.edges import kube
-from kaci.handlers import wiring
+from kaci.handlers import index_gate, wiring
 
 __all__ = ["wiring"]
+
+# Before kopf starts: its start-up gate, linear in the objects listed (see index_gate).
+index_gate.install()
 
 
 @kopf.on.startup()
