@@ -86,7 +86,9 @@ up() {
     --cidr 10.250.0.0/16 --node-ip 10.250.255.254 \
     --node-lease-duration-seconds 40
   log "kwok: $n fake nodes"
-  nodes_manifest "$n" | kubectl_ apply --server-side -f - >/dev/null
+  # --force-conflicts: Nodes left by an earlier run carry the node controller's
+  # annotations, which a plain server-side apply refuses to take over.
+  nodes_manifest "$n" | kubectl_ apply --server-side --force-conflicts -f - >/dev/null
   wait_for "$n kwok nodes Ready" 300 nodes_ready "$n" \
     || die "the kwok nodes were not Ready in 300 s (see $LOGS/kwok.log)"
   log "kwok: $n nodes Ready (controller pid $(pid_of kwok))"

@@ -145,6 +145,35 @@ def operator(
                 proc.wait(timeout=30)
 
 
+def crds() -> None:
+    """The CRDs from crds/ (server-side apply, idempotent), Established: a fresh
+    cluster has none until a test or the chart installs them."""
+    kubectl = [
+        str(ROOT / ".cluster" / "bin" / "kubectl"),
+        f"--kubeconfig={KUBECONFIG}",
+        f"--context={CONTEXT}",
+    ]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            *kubectl,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
+
+
 def wait_for(what: str, check: Callable[[], bool], every_s: float = 0.5) -> float:
     """Seconds until check() holds (polling); raises after DEADLINE_S."""
     t0 = time.monotonic()
@@ -310,6 +339,7 @@ def main() -> int:
     sizes = [int(x) for x in os.environ.get("BENCH_WEBSERVICES", "10,50,100").split(",") if x]
     n_models = int(os.environ.get("BENCH_MODELS", "1000"))
     n_distinct = int(os.environ.get("BENCH_DISTINCT_MODELS", "20"))
+    crds()
     api = config.new_client_from_config(config_file=str(KUBECONFIG), context=CONTEXT)  # type: ignore[no-untyped-call]
     core = client.CoreV1Api(api)
     token = secrets.token_hex(3)
