@@ -320,3 +320,66 @@ def test_an_images_layer_compression_reaches_the_builder_and_its_tag() -> None:
     assert gzip.compressions == ["gzip"]
     tags = [edges.statuses()[-1]["contentHash"] for edges in (default, gzip)]
     assert tags[0] != tags[1]  # the same inputs with other layers are another image
+
+
+def _written_at(ws: dict[str, Any], when: str) -> None:
+    """managedFields as the API server keeps them after kaci's status patch at `when`."""
+    ws["metadata"]["managedFields"] = [
+        {"manager": "kubectl", "operation": "Update", "time": "2026-11-30T00:00:00Z"},
+        {"manager": api.MANAGER, "operation": "Update", "subresource": "status", "time": when},
+    ]
+
+
+def test_the_steps_of_a_start_are_told_at_most_every_few_seconds() -> None:
+    ws = obj(api.WEBSERVICE, "w", {"image": {"name": "img"}, "deploymentConfig": DC})
+    first = Recorder()
+    reconcile_webservice(WebserviceSeen(ws, images=[built_image()]), first)
+    ws["status"] = first.statuses()[0]  # Transitioning, PodPending
+    starting = _serving(ws, first)
+    pod = dict(starting.pods[0], status={"conditions": [{"type": "Ready", "status": "False"}]})
+    seen = WebserviceSeen(**{**starting.__dict__, "pods": [pod]})
+    # Recorder.epoch() is 1,000,000 s: 1970-01-12T13:46:40Z.
+    _written_at(ws, "1970-01-12T13:46:38Z")  # 2 s ago: the next step waits
+    held = Recorder()
+    assert reconcile_webservice(seen, held) is Outcome.WAIT  # looked at again on its backoff
+    assert held.statuses() == []
+    _written_at(ws, "1970-01-12T13:46:35Z")  # 5 s ago: it is told
+    told = Recorder()
+    assert reconcile_webservice(seen, told) is Outcome.WAIT
+    assert told.statuses()[0]["conditions"][0]["reason"] == "PodStarting"
+    assert told.calls[-1] == ("event", "PodStarting")
+    # Only the kubectl entry (not kaci's status write) is recent: nothing held.
+    ws["metadata"]["managedFields"] = [
+        {"manager": "kubectl", "operation": "Update", "time": "1970-01-12T13:46:40Z"}
+    ]
+    assert reconcile_webservice(seen, other := Recorder()) is Outcome.WAIT
+    assert len(other.statuses()) == 1
+
+
+def test_ready_and_failures_are_told_at_once() -> None:
+    ws = obj(api.WEBSERVICE, "w", {"image": {"name": "img"}, "deploymentConfig": DC})
+    first = Recorder()
+    reconcile_webservice(WebserviceSeen(ws, images=[built_image()]), first)
+    ws["status"] = first.statuses()[0]
+    _written_at(ws, "1970-01-12T13:46:40Z")  # this very second
+    ready = Recorder()
+    assert reconcile_webservice(_serving(ws, ready), ready) is Outcome.DONE
+    assert ready.statuses()[0]["state"] == api.HEALTHY
+    crashing = _serving(ws, first)
+    dead = {"terminated": {"exitCode": 1, "reason": "Error"}}
+    pod_status = {"conditions": [{"type": "Ready", "status": "False"}], **_crashed(dead)}
+    seen = WebserviceSeen(
+        **{**crashing.__dict__, "pods": [dict(crashing.pods[0], status=pod_status)]}
+    )
+    failed = Recorder()
+    reconcile_webservice(seen, failed)
+    assert failed.statuses()[0]["error"]["code"] == "ContainerFailed"
+    # A new generation is told at once too (observedGeneration moves).
+    ws["metadata"]["generation"] = 2
+    newer = Recorder()
+    reconcile_webservice(WebserviceSeen(ws, images=[built_image()]), newer)
+    assert newer.statuses()[0]["observedGeneration"] == 2
+
+
+def _crashed(state: dict[str, Any]) -> dict[str, Any]:
+    return {"containerStatuses": [{"name": "scoring", "state": state, "restartCount": 0}]}

@@ -7,7 +7,7 @@ import json
 
 import kopf
 from kaci.handlers.store import snapshot
-from kaci.status.webservice import _changed_at
+from kaci.status.webservice import changed_at
 
 FIELDS = {"f:metadata": {"f:labels": {f"f:label-{i}": {} for i in range(40)}}}
 POD = {
@@ -50,11 +50,12 @@ def test_field_sets_are_dropped_and_the_rest_kept() -> None:
         "kubelet",
     ]
     assert all("fieldsV1" not in f for f in kept["metadata"]["managedFields"])
+    assert kept["metadata"]["managedFields"][1]["subresource"] == "status"  # who wrote status
     assert len(json.dumps(kept)) < len(json.dumps(POD)) / 2
 
 
 def test_the_last_change_is_still_known() -> None:
-    assert _changed_at(snapshot(POD)) == _changed_at(POD)
+    assert changed_at(snapshot(POD)) == changed_at(POD)
 
 
 def test_a_private_copy() -> None:

@@ -124,8 +124,9 @@ def list_custom(plural: str, namespace: str) -> list[dict[str, Any]]:
 def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     """Merge-patch the status subresource (missing object: nothing to do)."""
     try:
+        # As kaci's field manager: managedFields then say when kaci last wrote it.
         custom().patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}
+            GROUP, VERSION, namespace, plural, name, {"status": status}, field_manager=MANAGER
         )
     except ApiException as e:
         if e.status != 404:

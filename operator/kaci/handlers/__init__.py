@@ -35,4 +35,5 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = "kopf.kaci.dev/finalizer"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
+    wiring.select_children_on_server(settings)
     kube.load()

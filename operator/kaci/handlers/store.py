@@ -23,15 +23,17 @@ Index = kopf.Index[Any, Any]
 def snapshot(body: Mapping[str, Any]) -> Obj:
     """A plain, private copy of an object as the watch delivered it, without the field
     sets of its managedFields: a third to a half of a Pod or Deployment, read by no
-    pass, and held for every child of every Webservice. Each entry's manager and time
-    stay (status.webservice reads when an EndpointSlice last changed)."""
+    pass, and held for every child of every Webservice. Each entry's manager,
+    subresource and time stay (status.webservice reads when an EndpointSlice last
+    changed, and when the operator last wrote a Webservice's status)."""
     copied = copy.deepcopy({k: v for k, v in body.items() if k != "metadata"})
     m = dict(body.get("metadata") or {})
     managed = m.pop("managedFields", None)
     copied["metadata"] = copy.deepcopy(m)
     if managed is not None:
         copied["metadata"]["managedFields"] = [
-            {k: f[k] for k in ("manager", "operation", "time") if k in f} for f in managed
+            {k: f[k] for k in ("manager", "operation", "subresource", "time") if k in f}
+            for f in managed
         ]
     return copied
 

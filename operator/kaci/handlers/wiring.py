@@ -40,6 +40,12 @@ def child_filter() -> dict[str, Any]:
     return {api.NAME_LABEL: api.WEBSERVICE_APP, **instance_filter()}
 
 
+def child_selector(instance: str | None) -> str:
+    """child_filter as a label selector, for the API server (pure)."""
+    mine = f"{api.INSTANCE_LABEL}={instance}" if instance else f"!{api.INSTANCE_LABEL}"
+    return f"{api.NAME_LABEL}={api.WEBSERVICE_APP},{mine}"
+
+
 G, V = api.GROUP, api.VERSION
 
 
@@ -120,10 +126,25 @@ def child_by_owner(
 for _id, (_group, _version, _plural) in CHILD_INDEXES.items():
     kopf.index(_group, _version, _plural, labels=child_filter(), id=_id)(child_by_owner)
 
+ENDPOINT_SLICES = ("discovery.k8s.io", "v1", "endpointslices")
+# Every kind the operator watches only for a Webservice's children.
+CHILD_KINDS = frozenset({*CHILD_INDEXES.values(), ENDPOINT_SLICES})
+
+
+def select_children_on_server(settings: kopf.OperatorSettings) -> None:
+    """Ask the API server for the children only: kopf's `labels=` filters what it was
+    sent, so without this the operator lists, watches and decodes every Pod, Service,
+    Deployment and EndpointSlice of the cluster (a shared cluster's other workloads,
+    each of their changes) to keep a few. Every handler of these kinds filters on
+    child_filter(), so the selector drops nothing one of them wants."""
+    selector = child_selector(get_settings().operator_instance)
+    for group, version, plural in CHILD_KINDS:
+        settings.watching.label_selectors[group, version, plural] = selector
+
 
 # EndpointSlices carry their Service's labels (the EndpointSlice controller copies
 # them): a Pod becoming an endpoint makes the Webservice Ready (ServiceReady).
-@kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+@kopf.index(*ENDPOINT_SLICES, labels=child_filter())
 def ws_endpoint_slices(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
@@ -230,7 +251,7 @@ async def webservice_changed(
 @kopf.on.event("apps", "v1", "deployments", labels=child_filter())
 @kopf.on.event("", "v1", "pods", labels=child_filter())
 @kopf.on.event("", "v1", "services", labels=child_filter())
-@kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=child_filter())
+@kopf.on.event(*ENDPOINT_SLICES, labels=child_filter())
 # Not HPAs: the HPA controller writes their status every 15 s, which would wake each
 # autoscaled Webservice as often for nothing; a deleted HPA comes back at the resync.
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=child_filter())

@@ -306,6 +306,12 @@ def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> 
     return status, state
 
 
+def tell_progress(edges: Edges, body: Obj, status: Obj) -> None:
+    """Write the status, unless it is only the next step of a start told moments ago."""
+    if not ws_status.progress_held(body, status, edges.epoch()):
+        write_status(edges, api.WEBSERVICES, body, status)
+
+
 def reconcile_webservice(seen: WebserviceSeen, edges: Edges) -> Outcome:
     body = seen.body
     _, _, gen = meta(body)
@@ -314,10 +320,10 @@ def reconcile_webservice(seen: WebserviceSeen, edges: Edges) -> Outcome:
     if iv.image is None:
         old = (body.get("status") or {}).get("conditions")
         st = ws_status.status(gen, iv.condition, iv.failed, None, None, old, edges.now())
-        write_status(edges, api.WEBSERVICES, body, {**base_status(seen, edges), **st})
+        tell_progress(edges, body, {**base_status(seen, edges), **st})
         return iv.outcome
     status, pods_state = deploy(seen, edges, owner, iv)
-    write_status(edges, api.WEBSERVICES, body, status)
+    tell_progress(edges, body, status)
     if pods_state == api.HEALTHY and status["state"] == api.HEALTHY:
         return Outcome.DONE
     if pods_state == api.HEALTHY and ws_status.propagating_for(
