@@ -39,6 +39,7 @@ import functools
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -286,10 +287,30 @@ def cpu_of(deployment: client.V1Deployment) -> str | None:
     return str(container.resources.limits.get("cpu")) if container.resources.limits else None
 
 
+@contextlib.contextmanager
+def profiled(pid: int, label: str) -> Iterator[Path | None]:
+    """With BENCH_PROFILE=1: py-spy samples the operator over the span (its folded
+    stacks in bench/results/, for bench/scale/profile.py); otherwise nothing."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if os.environ.get("BENCH_PROFILE") != "1" or not spy.exists():
+        yield None
+        return
+    out = ROOT / "bench" / "results" / f"profile-{label}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
+    proc = subprocess.Popen([*cmd, "--nonblocking", "--threads", "--output", str(out)])
+    try:
+        yield out
+    finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+        proc.wait(timeout=60)
+        log(f"profile: {out.relative_to(ROOT)}")
+
+
 def webservices_round(b: Bench, costs: Costs, n: int) -> dict[str, Any]:
     names = [f"ws-{n}-{i}" for i in range(n)]
     result: dict[str, Any] = {"n": n}
-    with costs.span(n, result):
+    with costs.span(n, result), profiled(costs.op.pid, f"webservices-{n}"):
         t0 = time.monotonic()
         create_all(b, "webservices", "Webservice", {name: ws_spec() for name in names})
         result["create_s"] = round(time.monotonic() - t0, 2)
