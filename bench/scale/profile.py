@@ -3,10 +3,10 @@ make bench-scale-kwok`, or `py-spy record --format raw`):
 
     .venv/bin/python bench/scale/profile.py bench/results/profile-webservices-1000-*.txt
 
-Each sample is put in the first bucket (top-down: kaci's passes, the API client,
-kopf's event processing, ...) that a frame of its stack matches, so the buckets add
-up to every sample taken while the operator ran Python; idle samples (a thread
-waiting in select/epoll/a lock) are counted apart.
+Each sample of a running thread is put in the first bucket (the API client, kaci's
+passes, kaci's index functions, kopf's event processing, ...) that a frame of its
+stack matches, so the buckets add up to the operator's busy samples; samples of a
+thread waiting (on the network, a lock, its queue) are counted apart.
 """
 
 from __future__ import annotations
@@ -15,23 +15,30 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-# (bucket, a substring of a frame "function (file:line)"); the first match wins.
+# A sample whose innermost frame is one of these is a thread waiting (py-spy samples
+# every thread): on the network, a lock, its queue, the event loop's selector.
+WAITING = (
+    "EpollSelector.select",
+    "_PollLikeSelector.select",
+    "SSLSocket.read",
+    "SSLObject.read",
+    "do_poll",
+    "wait (threading.py",
+    "_worker (concurrent/futures/thread.py:81)",
+)
+
+# (bucket, substrings of a frame "function (file:line)"); the first bucket with a
+# frame anywhere in the stack wins, so the more specific come first.
 BUCKETS = (
-    (
-        "idle (waiting)",
-        ("select (selectors.py", "_worker (concurrent/futures", "wait (threading.py"),
-    ),
+    ("API client (the passes' requests)", ("kubernetes/", "urllib3/", "ssl.py")),
     ("kaci pass: render and status", ("kaci/render/", "kaci/status/")),
-    ("API client: requests", ("kubernetes/", "urllib3/")),
-    ("kaci pass: the rest", ("kaci/reconcile/", "kaci/edges/")),
+    ("kaci pass: the rest", ("kaci-pass", "kaci/reconcile/", "kaci/edges/")),
     ("kaci indexes and wake-ups", ("kaci/handlers/wiring.py", "kaci/handlers/store.py")),
     ("kaci queue and runner", ("kaci/handlers/",)),
-    (
-        "kopf: diff-base and change detection",
-        ("_detect_causes", "diffbase", "kopf/_cogs/structs/diffs"),
-    ),
+    ("kopf: diff-base of every event", ("_detect_causes",)),
+    ("kopf: sync handlers sent to a thread", ("run_in_executor", "_write_to_self")),
     ("kopf: indexing", ("kopf/_core/engines/indexing",)),
-    ("kopf: watch stream (aiohttp, JSON)", ("kopf/_cogs/clients/watching", "aiohttp/", "json/")),
+    ("kopf: watch stream (aiohttp, JSON)", ("kopf/_cogs/clients/", "aiohttp/", "json/")),
     ("kopf: handler invocation", ("kopf/_core/actions/",)),
     ("kopf: the rest", ("kopf/",)),
     ("asyncio loop", ("asyncio/",)),
@@ -41,6 +48,8 @@ BUCKETS = (
 
 def bucket_of(stack: str) -> str:
     frames = stack.split(";")
+    if any(w in frames[-1] for w in WAITING):
+        return "waiting (not CPU)"
     for name, needles in BUCKETS:
         if any(n in f for f in frames for n in needles):
             return name
@@ -54,10 +63,10 @@ def main(paths: list[str]) -> int:
             stack, _, n = line.rpartition(" ")
             if stack and n.isdigit():
                 counts[bucket_of(stack)] += int(n)
-    busy = sum(v for k, v in counts.items() if not k.startswith("idle"))
+    busy = sum(v for k, v in counts.items() if not k.startswith("waiting"))
     print(f"{'where':45} {'samples':>8} {'of busy':>8}")
     for name, n in counts.most_common():
-        share = "" if name.startswith("idle") else f"{100 * n / max(busy, 1):7.1f}%"
+        share = "" if name.startswith("waiting") else f"{100 * n / max(busy, 1):7.1f}%"
         print(f"{name:45} {n:8d} {share:>8}")
     return 0
 

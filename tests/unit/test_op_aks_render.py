@@ -13,6 +13,7 @@ from kaci.render import aks
 from kaci.render import webservice as r
 from kaci.settings import Settings
 from kaci.status import access
+from kaci.status import webservice as ws_status
 from test_op_reconcile_steps import NS, Recorder, built_image, obj  # type: ignore[import-not-found]
 
 OWNER = {
@@ -356,14 +357,17 @@ def test_access_prefers_the_outside_address() -> None:
     assert v6.scoring_uri == "http://[fd00::1]:30001/score"
 
 
-def test_replica_status() -> None:
-    d = {"status": {"replicas": 3, "readyReplicas": 2}}
-    assert access.replica_status("w", d) == {
+def test_replica_status_counts_the_pods() -> None:
+    ready = {"metadata": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    starting = {"metadata": {}, "status": {"phase": "Pending"}}
+    leaving = {"metadata": {"deletionTimestamp": "2026-12-03T00:00:00Z"}, "status": {}}
+    done = {"metadata": {}, "status": {"phase": "Failed"}}
+    assert ws_status.replica_status("w", [ready, ready, starting, leaving, done]) == {
         "replicas": 3,
         "readyReplicas": 2,
         "selector": f"{api.WEBSERVICE_LABEL}=w",
     }
-    assert access.replica_status("w", None)["replicas"] == 0
+    assert ws_status.replica_status("w", [])["replicas"] == 0
 
 
 # -- the pass -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import copy
 import itertools
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import pytest
@@ -45,6 +45,17 @@ HANDLERS: dict[str, list[Callable[..., Any]]] = {
 }
 
 
+def finished(step: Coroutine[Any, Any, Any]) -> Any:
+    """An index function's value: it runs on kopf's loop and never awaits, so its
+    coroutine is done on its first step."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value
+    step.close()
+    raise AssertionError("an index function awaited")
+
+
 class FakeAPI:
     """Objects, resourceVersions, merge-patched status, watch events to kaci."""
 
@@ -63,12 +74,14 @@ class FakeAPI:
                 if k != kind:
                     continue
                 m = body["metadata"]
-                out = fn(
-                    namespace=NS,
-                    name=m["name"],
-                    body=body,
-                    spec=body.get("spec") or {},
-                    labels=m.get("labels") or {},
+                out = finished(
+                    fn(
+                        namespace=NS,
+                        name=m["name"],
+                        body=body,
+                        spec=body.get("spec") or {},
+                        labels=m.get("labels") or {},
+                    )
                 )
                 for key, value in out.items():
                     idx.setdefault(key, []).append(value)

@@ -4,6 +4,7 @@ reading an index that nothing fills)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
@@ -33,6 +34,6 @@ def test_child_indexes_watch_their_kind_and_only_webservice_children() -> None:
 def test_a_child_is_indexed_under_its_webservice() -> None:
     labels = {api.WEBSERVICE_LABEL: "mnist"}
     body = {"kind": "Pod", "metadata": {"name": "mnist-abc", "labels": labels}}
-    got = wiring.child_by_owner(namespace="ns", labels=labels, body=body)  # type: ignore[arg-type]
+    got = asyncio.run(wiring.child_by_owner(namespace="ns", labels=labels, body=body))  # type: ignore[arg-type]
     assert list(got) == [("ns", "mnist")]
-    assert wiring.child_by_owner(namespace="ns", labels={}, body=body) == {}  # type: ignore[arg-type]
+    assert asyncio.run(wiring.child_by_owner(namespace="ns", labels={}, body=body)) == {}  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from kaci.api import GROUP, MANAGER, VERSION
+from kaci.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,14 @@ def load() -> None:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
-        _api = client.ApiClient()
+        # One connection per pass thread, and a few for the rest: with fewer (the
+        # client's default is 5 per core), urllib3 drops the connections it cannot
+        # pool and the next request pays a new TLS handshake.
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize, get_settings().max_workers + 4
+        )
+        _api = client.ApiClient(configuration)
         _dyn = dynamic.DynamicClient(_api)  # type: ignore[no-untyped-call]
 
 

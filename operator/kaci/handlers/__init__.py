@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -23,13 +24,25 @@ if os.environ.get("KACI_INDEX_GATE") != "kopf":
     index_gate.install()
 
 
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kaci has no change handlers (only events and indexes: tests/unit/
+    test_op_kopf_settings.py holds it), so nothing reads the "essence" kopf builds of
+    every object at every watch event to diff it: a deep copy of the whole body, a
+    seventh of the operator's CPU at 1,000 Webservices. Built empty instead."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # kopf keeps no state of ours: kaci has no change handlers (only events and
-    # indexes), so kopf writes no progress or diff-base annotations. Its prefix stays
-    # its own, never under kaci.dev/, should a handler that needs one appear.
+    # kopf keeps no state of ours: kaci has no change handlers, so kopf writes no
+    # progress or diff-base annotations. Its prefix stays its own, never under
+    # kaci.dev/.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.kaci.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = NoDiffBase(
         prefix="kopf.kaci.dev", key="last-handled-configuration"
     )
     settings.persistence.finalizer = "kopf.kaci.dev/finalizer"

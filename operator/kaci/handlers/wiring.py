@@ -51,9 +51,15 @@ G, V = api.GROUP, api.VERSION
 
 # --- indexes: the observed state, filled before any handler runs -----------------
 
+# The index functions are coroutines that never await: kopf runs a plain function in
+# a thread pool, a hop to a thread and back for every watch event of every object
+# (a tenth of the operator's CPU at 1,000 Webservices), for a copy of a dict.
+
 
 @kopf.index(G, V, api.MODELS, labels=instance_filter())
-def model_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def model_objects(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     return {(namespace, name): snapshot(body)}
 
 
@@ -61,35 +67,39 @@ def model_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -
 # namespace (a canary operator's Webservice may deploy the main one's Image): the
 # by-name indexes and the wake-ups of dependents are not filtered by instance.
 @kopf.index(G, V, api.MODELS)
-def models_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def models_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, model_name_of(body)): snapshot(body)}
 
 
 @kopf.index(G, V, api.IMAGES, labels=instance_filter())
-def image_objects(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def image_objects(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     return {(namespace, name): snapshot(body)}
 
 
 @kopf.index(G, V, api.IMAGES)
-def images_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def images_by_name(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, image_name_of(body)): snapshot(body)}
 
 
 @kopf.index(G, V, api.IMAGES, labels=instance_filter())
-def images_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+async def images_by_model(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
     """(namespace, modelName) -> the Images built from it: who a Model wakes."""
     return {(namespace, str(m["name"])): name for m in spec.get("models") or []}
 
 
 @kopf.index(G, V, api.WEBSERVICES, labels=instance_filter())
-def webservice_objects(
+async def webservice_objects(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     return {(namespace, name): snapshot(body)}
 
 
 @kopf.index(G, V, api.WEBSERVICES, labels=instance_filter())
-def webservices_by_image(
+async def webservices_by_image(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
     """(namespace, imageName) -> the Webservices deploying it: who an Image wakes."""
@@ -116,7 +126,7 @@ CHILD_INDEXES = {
 }
 
 
-def child_by_owner(
+async def child_by_owner(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     owner = _owner(labels)
@@ -145,7 +155,7 @@ def select_children_on_server(settings: kopf.OperatorSettings) -> None:
 # EndpointSlices carry their Service's labels (the EndpointSlice controller copies
 # them): a Pod becoming an endpoint makes the Webservice Ready (ServiceReady).
 @kopf.index(*ENDPOINT_SLICES, labels=child_filter())
-def ws_endpoint_slices(
+async def ws_endpoint_slices(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     """With the moment the change arrived: kube-proxy follows a little later."""

@@ -300,7 +300,7 @@ def deploy(seen: WebserviceSeen, edges: Edges, owner: Obj, iv: ImageVerdict) -> 
         ],
         "keysSecret": api.keys_secret_name(name) if keys else None,
         **access_status(seen, edges, service),
-        **ws_access.replica_status(name, deployment),
+        **ws_status.replica_status(name, seen.pods),
         **serving,
     }
     return status, state

@@ -81,13 +81,3 @@ def access(
     if kind == NODE_PORT and port and node_address:
         return Access(NODE_PORT, f"http://{_host(node_address)}:{port}")
     return inside
-
-
-def replica_status(name: str, deployment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """status.replicas / readyReplicas / selector: the scale subresource's view."""
-    st = (deployment or {}).get("status") or {}
-    return {
-        "replicas": int(st.get("replicas") or 0),
-        "readyReplicas": int(st.get("readyReplicas") or 0),
-        "selector": f"{api.WEBSERVICE_LABEL}={name}",
-    }
