@@ -9,8 +9,8 @@ from typing import Any
 import kopf
 import pytest
 from kaci import api
-from kaci.handlers import wiring
-from kaci.settings import get_settings
+from kaci.handlers import leader, runner, wiring
+from kaci.settings import Settings, get_settings
 from kopf._cogs.structs import references
 
 
@@ -99,3 +99,30 @@ def test_configure_sets_the_selector_on_every_child_kind(
         ]
     other = _resource("", "v1", "configmaps")
     assert settings.watching.label_selectors.collect(other) == []
+
+
+def test_every_index_of_objects_is_listed_again() -> None:
+    """handlers.prune lists each watched resource again: every index holding objects
+    (not names) is under one of them, children with the watch's selector."""
+    resources = wiring.watched_resources("canary")
+    held = {index for r in resources.values() for index in r.indexes}
+    assert held == set(runner.INDEXES) - {"images_by_model", "webservices_by_image"}
+    for kind in wiring.CHILD_KINDS:
+        assert resources[kind].selector == wiring.child_selector("canary")
+
+
+def test_a_gone_object_is_not_reconciled() -> None:
+    ghost = {
+        "kind": api.WEBSERVICE,
+        "metadata": {"name": "w", "namespace": "ns", "uid": "u1"},
+        "spec": {"image": {"name": "img"}},
+    }
+    r = runner.Runner(
+        {"webservice_objects": {("ns", "w"): [ghost]}},
+        Settings(registry="reg"),
+        leader.Leadership(None),
+        edges=object(),  # type: ignore[arg-type]
+    )
+    assert r.seen((api.WEBSERVICE, "ns", "w")) is not None
+    r.store.gone.add("u1")
+    assert r.seen((api.WEBSERVICE, "ns", "w")) is None

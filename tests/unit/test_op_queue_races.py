@@ -24,6 +24,7 @@ from kaci.handlers import leader, runner, wiring
 from kaci.handlers.runner import INDEXES, Runner
 from kaci.reconcile.common import Outcome
 from kaci.settings import Settings
+from kopf._cogs.structs.references import Resource
 
 NS = "ns"
 SCORE = "def init():\n    pass\n\ndef run(raw):\n    return raw\n"
@@ -42,6 +43,15 @@ HANDLERS: dict[str, list[Callable[..., Any]]] = {
     api.MODEL: [wiring.model_changed, wiring.model_dependents],
     api.IMAGE: [wiring.image_changed, wiring.image_dependents],
     api.WEBSERVICE: [wiring.webservice_changed],
+}
+
+RESOURCES = {
+    kind: Resource(group=api.GROUP, version=api.VERSION, plural=plural)
+    for kind, plural in (
+        (api.MODEL, api.MODELS),
+        (api.IMAGE, api.IMAGES),
+        (api.WEBSERVICE, api.WEBSERVICES),
+    )
 }
 
 
@@ -102,6 +112,7 @@ class FakeAPI:
                     type=type_,
                     images_by_model=self.indexes["images_by_model"],
                     webservices_by_image=self.indexes["webservices_by_image"],
+                    resource=RESOURCES[kind],  # as kopf passes it
                 )
                 self.loop.create_task(coro)
 

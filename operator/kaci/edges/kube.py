@@ -9,6 +9,7 @@ reference on it.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -210,3 +211,33 @@ def read_or_none(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def to_json(obj: Any) -> Any:
     """A client model object in the API server's JSON form (camelCase keys)."""
     return api().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+
+def list_uids(
+    group: str, version: str, plural: str, namespace: str, label_selector: str | None
+) -> set[str]:
+    """The uids of every object of a resource in a namespace ("": cluster-wide): a
+    consistent list (read from etcd, not the watch cache) of metadata only, in pages."""
+    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    path += f"/namespaces/{namespace}/{plural}" if namespace else f"/{plural}"
+    load()
+    assert _dyn is not None
+    uids: set[str] = set()
+    token: str | None = None
+    while True:
+        response = _dyn.request(
+            "GET",
+            path,
+            label_selector=label_selector,
+            limit=500,
+            _continue=token,
+            header_params={
+                "Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            },
+            serialize=False,  # the bytes: no ResourceInstance of a big list
+        )
+        page = json.loads(response.data)
+        uids.update(str(i["metadata"]["uid"]) for i in page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return uids

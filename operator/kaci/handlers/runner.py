@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kaci import api
-from kaci.edges import metrics
+from kaci.edges import kube, metrics
 from kaci.edges.live import LiveEdges
 from kaci.handlers.leader import Leadership
+from kaci.handlers.prune import Indexed, ListUids, Pruner, Resource
 from kaci.handlers.queue import Key, WorkQueue
 from kaci.handlers.store import Index, Store
 from kaci.reconcile.common import Edges, Outcome
@@ -60,6 +61,8 @@ class Runner:
         settings: Settings,
         leadership: Leadership,
         edges: Edges | None = None,
+        resources: Mapping[Resource, Indexed] | None = None,
+        list_uids: ListUids = kube.list_uids,
     ) -> None:
         self.store = Store(indexes)
         self.settings = settings
@@ -69,6 +72,20 @@ class Runner:
         self.queue = WorkQueue(self.run, workers=settings.max_workers)
         self.tasks: list[asyncio.Task[None]] = []
         self.looked_at: set[Key] = set()
+        self.pruner = Pruner(self.store, resources or {}, list_uids, self.blocking, self.gone)
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def gone(self, body: Mapping[str, Any]) -> None:
+        """An object deleted without a DELETED event: look at whom it concerns again."""
+        m = body.get("metadata") or {}
+        namespace, kind = str(m.get("namespace") or ""), str(body.get("kind") or "")
+        if kind in OBJECTS:
+            self.queue.add((kind, namespace, str(m.get("name"))), "gone (listed again)")
+        elif owner := (m.get("labels") or {}).get(api.WEBSERVICE_LABEL):
+            why = f"{kind}/{m.get('name')} gone (listed again)"
+            self.queue.add((api.WEBSERVICE, namespace, str(owner)), why)
 
     def seen(self, key: Key) -> Any:
         """The observed state of a pass, from the indexes (None: the object is gone)."""
@@ -192,9 +209,11 @@ def wake(key: Key, why: str, *, after: float = 0.0, gone: bool = False) -> None:
     _runner.queue.add(key, why, after)
 
 
-def start(indexes: Mapping[str, Index], settings: Settings) -> None:
+def start(
+    indexes: Mapping[str, Index], settings: Settings, resources: Mapping[Resource, Indexed]
+) -> None:
     global _runner
-    _runner = Runner(indexes, settings, Leadership.configured())
+    _runner = Runner(indexes, settings, Leadership.configured(), resources=resources)
     _runner.queue.start()
     loop, runner = asyncio.get_running_loop(), _runner
     metrics.observe_levels(lambda: runner.levels_from_any_thread(loop))
@@ -221,10 +240,19 @@ def known_keys() -> list[Key]:
     return list(_runner.known_keys()) if _runner is not None else []
 
 
+def saw(resource: Resource, event_type: str | None) -> None:
+    """A watch event of `resource` (handlers.prune: a listing anew is checked)."""
+    if _runner is not None:
+        _runner.pruner.saw(resource, event_type)
+
+
 async def resync_forever(period_s: float) -> None:
-    """Every object is looked at again once per period, spread over it (no burst):
-    the safety net under every wake-up."""
+    """Every object is looked at again once per period, spread over it (no burst),
+    after its kind is listed again (deletions a watch missed): the safety net under
+    every wake-up."""
     while True:
         await asyncio.sleep(period_s)
+        if _runner is not None:
+            await _runner.pruner.prune_all()
         for key in known_keys():
             wake(key, "resync", after=random.uniform(0, period_s))  # noqa: S311

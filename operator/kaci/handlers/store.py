@@ -10,8 +10,8 @@ server for what a watch already told.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -38,28 +38,46 @@ def snapshot(body: Mapping[str, Any]) -> Obj:
     return copied
 
 
-def values(index: Index | None, key: Any) -> list[Obj]:
+def uid_of(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        uid = (value.get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
+    return None
+
+
+def values(index: Index | None, key: Any, gone: Set[str] = frozenset()) -> list[Obj]:
     if index is None:
         return []
     store = index.get(key)
-    return list(store) if store is not None else []
+    if store is None:
+        return []
+    return [v for v in store if not gone or uid_of(v) not in gone]
 
 
 @dataclass
 class Store:
-    """The indexes, by name (the index functions in handlers/wiring.py)."""
+    """The indexes, by name (the index functions in handlers/wiring.py), without the
+    objects known to be gone whose deletion no watch told (handlers.prune)."""
 
     indexes: Mapping[str, Index]
+    gone: set[str] = field(default_factory=set)
 
     def get(self, index: str) -> Index | None:
         return self.indexes.get(index)
 
     def one(self, index: str, key: Any) -> Obj | None:
-        found = values(self.get(index), key)
+        found = values(self.get(index), key, self.gone)
         return found[0] if found else None
 
     def all(self, index: str, key: Any) -> list[Obj]:
-        return values(self.get(index), key)
+        return values(self.get(index), key, self.gone)
+
+    def uids(self, index: str) -> dict[str, Obj]:
+        """Every object an index holds, by uid (gone ones too)."""
+        idx = self.get(index)
+        if idx is None:
+            return {}
+        return {u: v for key in list(idx.keys()) for v in idx.get(key) or [] if (u := uid_of(v))}
 
     def keys(self, index: str) -> Iterable[Any]:
         idx = self.get(index)

@@ -21,6 +21,7 @@ import kopf
 from kaci import api
 from kaci.edges import metrics
 from kaci.handlers import runner
+from kaci.handlers.prune import Indexed, Resource
 from kaci.handlers.store import Index, snapshot
 from kaci.reconcile.image import image_name_of
 from kaci.reconcile.model import model_name_of
@@ -223,6 +224,7 @@ async def model_dependents(
     body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
     metrics.watch_event(api.MODEL, type)
+    runner.saw(_resource(kwargs), type)
     ns, why = namespace or "", _why(body, type)
     waiting: kopf.Index[Any, Any] = kwargs["images_by_model"]
     for image in waiting.get((ns, model_name_of(body)), []):
@@ -241,6 +243,7 @@ async def image_dependents(
     body: kopf.Body, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
     metrics.watch_event(api.IMAGE, type)
+    runner.saw(_resource(kwargs), type)
     ns, why = namespace or "", _why(body, type)
     waiting: kopf.Index[Any, Any] = kwargs["webservices_by_image"]
     for ws in waiting.get((ns, image_name_of(body)), []):
@@ -252,9 +255,10 @@ async def image_dependents(
 
 @kopf.on.event(G, V, api.WEBSERVICES, labels=instance_filter())
 async def webservice_changed(
-    body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
+    body: kopf.Body, name: str, namespace: str | None, type: str, **kwargs: Any
 ) -> None:
     metrics.watch_event(api.WEBSERVICE, type)
+    runner.saw(_resource(kwargs), type)
     wake_self(api.WEBSERVICE, namespace or "", name, body, type)
 
 
@@ -268,9 +272,10 @@ async def webservice_changed(
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=child_filter())
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=child_filter())
 async def child_changed(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **_: Any
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str, **kwargs: Any
 ) -> None:
     metrics.watch_event(str(body.get("kind")), type)
+    runner.saw(_resource(kwargs), type)
     owner = _owner(labels)
     if owner:
         why = _why(body, type)
@@ -280,11 +285,30 @@ async def child_changed(
 # --- start and stop --------------------------------------------------------------
 
 
+def watched_resources(instance: str | None) -> dict[Resource, Indexed]:
+    """Each watched resource, the indexes holding its objects, and the watch's selector:
+    what handlers.prune lists again."""
+    selector = child_selector(instance)
+    return {
+        (G, V, api.MODELS): Indexed(("model_objects", "models_by_name")),
+        (G, V, api.IMAGES): Indexed(("image_objects", "images_by_name")),
+        (G, V, api.WEBSERVICES): Indexed(("webservice_objects",)),
+        **{kind: Indexed((index,), selector) for index, kind in CHILD_INDEXES.items()},
+        ENDPOINT_SLICES: Indexed(("ws_endpoint_slices",), selector),
+    }
+
+
+def _resource(kwargs: Mapping[str, Any]) -> Resource:
+    r = kwargs["resource"]
+    return (str(r.group), str(r.version), str(r.plural))
+
+
 @kopf.on.startup()
 async def start(**kwargs: Any) -> None:
     """Start the queue's workers and the resync, on kopf's loop, with its indexes."""
     indexes: dict[str, Index] = {k: v for k, v in kwargs.items() if k in runner.INDEXES}
-    runner.start(indexes, get_settings())
+    settings = get_settings()
+    runner.start(indexes, settings, watched_resources(settings.operator_instance))
 
 
 @kopf.on.cleanup()
