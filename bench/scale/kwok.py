@@ -29,7 +29,9 @@ At the largest N, then:
   pass over every object (its kaci_operator_reconciles metric).
 Then M Models of one content (BENCH_MODELS), to Ready, with the same costs.
 
-Results: tables on stdout, JSON in bench/results/scale-kwok-<time>.json.
+Results: tables on stdout, JSON in bench/results/scale-kwok-<time>.json. With
+BENCH_PROFILE=1, py-spy also samples the operator over each Webservices round
+(bench/results/profile-webservices-<N>-<time>.txt; read it with bench/scale/profile.py).
 """
 
 from __future__ import annotations

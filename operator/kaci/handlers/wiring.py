@@ -138,8 +138,10 @@ for _id, (_group, _version, _plural) in CHILD_INDEXES.items():
     kopf.index(_group, _version, _plural, labels=child_filter(), id=_id)(child_by_owner)
 
 ENDPOINT_SLICES = ("discovery.k8s.io", "v1", "endpointslices")
-# Every kind the operator watches only for a Webservice's children.
-CHILD_KINDS = frozenset({*CHILD_INDEXES.values(), ENDPOINT_SLICES})
+# Every index of a Webservice's children and its kind (EndpointSlices have an index
+# function of their own, below): the kinds the operator watches only for children.
+CHILD_RESOURCES = {**CHILD_INDEXES, "ws_endpoint_slices": ENDPOINT_SLICES}
+CHILD_KINDS = frozenset(CHILD_RESOURCES.values())
 
 
 def select_children_on_server(settings: kopf.OperatorSettings) -> None:
@@ -293,8 +295,7 @@ def watched_resources(instance: str | None) -> dict[Resource, Indexed]:
         (G, V, api.MODELS): Indexed(("model_objects", "models_by_name")),
         (G, V, api.IMAGES): Indexed(("image_objects", "images_by_name")),
         (G, V, api.WEBSERVICES): Indexed(("webservice_objects",)),
-        **{kind: Indexed((index,), selector) for index, kind in CHILD_INDEXES.items()},
-        ENDPOINT_SLICES: Indexed(("ws_endpoint_slices",), selector),
+        **{kind: Indexed((index,), selector) for index, kind in CHILD_RESOURCES.items()},
     }
 
 

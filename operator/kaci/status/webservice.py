@@ -343,9 +343,9 @@ def status(
 # A Webservice on its way is told at most every PROGRESS_WRITE_S: the steps of a Pod's
 # start (created, scheduled, started, ready, routed) come within a second or two of
 # each other, and each would be a status patch and an Event, for a story nobody reads
-# at that pace. A change of
-# state, an error, a new generation and Ready are written at once; the step being held
-# is written by a later pass (one waiting on its Pods is looked at again on its backoff).
+# at that pace. A change of state, an error, a new generation and Ready are written at
+# once; the step being held is written by a later pass (one waiting on its Pods is
+# looked at again on its backoff).
 PROGRESS_WRITE_S = 5.0
 
 
