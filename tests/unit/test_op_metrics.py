@@ -120,8 +120,13 @@ def test_watch_events_are_counted_by_kind_and_type() -> None:
 
     before = sample("kaci_operator_watch_events_total", kind="Pod", type="MODIFIED")
     listed = sample("kaci_operator_watch_events_total", kind="Pod", type="listed")
+    from kopf._cogs.structs.references import Resource
+
     pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {}}}
-    asyncio.run(wiring.child_changed(body=pod, namespace="ns", labels={}, type="MODIFIED"))  # type: ignore[arg-type]
-    asyncio.run(wiring.child_changed(body=pod, namespace="ns", labels={}, type=None))  # type: ignore[arg-type]
+    pods = Resource(group="", version="v1", plural="pods")  # as kopf passes it
+    asyncio.run(
+        wiring.child_changed(body=pod, namespace="ns", labels={}, type="MODIFIED", resource=pods)
+    )  # type: ignore[arg-type]
+    asyncio.run(wiring.child_changed(body=pod, namespace="ns", labels={}, type=None, resource=pods))  # type: ignore[arg-type]
     assert sample("kaci_operator_watch_events_total", kind="Pod", type="MODIFIED") == before + 1
     assert sample("kaci_operator_watch_events_total", kind="Pod", type="listed") == listed + 1
