@@ -210,6 +210,24 @@ cleanup_stale_node() {
   for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
   unmount_under "$CLUSTER_DIR/"
   rm -rf "$CLUSTER_DIR/cni/ipam"
+  drop_stale_cni_nat
+}
+
+# The bridge and portmap plugins' NAT rules of sandboxes nobody tore down (a killed
+# node never calls CNI DEL). A stale hostport DNAT stays first in CNI-HOSTPORT-DNAT
+# and sends 127.0.0.1:8080 to an old pod IP, which the fresh IPAM may since have
+# given to another Pod: the ingress answers nothing, or the wrong Pod answers.
+drop_stale_cni_nat() {
+  local num chain
+  for num in $(iptables -t nat -L POSTROUTING -n --line-numbers 2>/dev/null \
+      | awk '$2 ~ /^CNI-[0-9a-f]+$/ {print $1}' | sort -rn); do
+    iptables -t nat -D POSTROUTING "$num" 2>/dev/null || true
+  done
+  iptables -t nat -F CNI-HOSTPORT-DNAT 2>/dev/null || true
+  for chain in $(iptables -t nat -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-(DN-)?[0-9a-f]+$/ {print $2}'); do
+    iptables -t nat -F "$chain" 2>/dev/null || true
+    iptables -t nat -X "$chain" 2>/dev/null || true
+  done
 }
 
 unmount_under() {
