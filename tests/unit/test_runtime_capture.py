@@ -270,7 +270,11 @@ def test_the_server_posts_batches_to_an_http_sink(
         def records() -> list[dict[str, Any]]:
             return [json.loads(line) for body in _Sink.received for line in body.splitlines()]
 
-        got = eventually(records, 6 * 2 + 6 + 1)
+        # Six requests, each an inputs and a predictions record, and score.py's own
+        # collector's "signals" record.
+        got = eventually(records, 6 * 3)
+        designations = [r["$aml_dc_designation"] for r in got]
+        assert sorted(designations) == ["inputs"] * 6 + ["predictions"] * 6 + ["signals"] * 6
         inputs = {r["$aml_dc_correlation_id"] for r in got if r["$aml_dc_designation"] == "inputs"}
         assert inputs == {"h0", "h1", "h2", "h3", "h4", "big"}
         big = next(
