@@ -182,6 +182,22 @@ def test_one_restart_is_unhealthy_a_crash_loop_is_failed() -> None:
     assert ws.verdict(DEP, [back], H, 1, {}).state == "Healthy"
 
 
+def test_a_pod_being_deleted_is_no_failure_whatever_its_container_last_did() -> None:
+    killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
+    # restarted once by a node restart, then deleted: it turns unready while it stops
+    going = pod("going", **cs({"running": {}}, killed))
+    going["status"]["containerStatuses"][0]["restartCount"] = 1
+    going["metadata"]["deletionTimestamp"] = "2026-12-03T17:40:00Z"
+    v = ws.verdict(DEP, [going, pod("new")], H, 1, {})
+    assert (v.state, v.reason) == ("Transitioning", "PodStarting")
+    stopped = pod("stopped", **cs({"terminated": {"exitCode": 143, "reason": "Error"}}))
+    stopped["metadata"]["deletionTimestamp"] = "2026-12-03T17:40:00Z"
+    assert ws.verdict(DEP, [stopped], H, 1, {}).state == "Transitioning"
+    # the same Pod not being deleted is the restart it is
+    going["metadata"].pop("deletionTimestamp")
+    assert ws.verdict(DEP, [going, pod("new")], H, 1, {}).reason == "ContainerFailed"
+
+
 def test_a_fresh_endpoint_waits_for_kube_proxy_and_an_old_one_does_not() -> None:
     from kaci.status.webservice import PROPAGATION_S, SEEN_AT, propagating_for
 

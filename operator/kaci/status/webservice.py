@@ -181,7 +181,10 @@ def verdict(
         if want <= 1 and ready == 1:
             return Verdict("Healthy", True, "PodReady", "the scoring Pod is ready")
         return Verdict("Healthy", True, "PodReady", f"{ready} of {want} scoring Pods are ready")
-    for pod in current:
+    # A Pod being deleted is going away, whatever its containers last did: the exit a
+    # node restart once left in its lastState, or its own SIGTERM's, is not a failure of
+    # the service (a deleted or drained Pod would otherwise flash Unhealthy).
+    for pod in (p for p in current if not (p.get("metadata") or {}).get("deletionTimestamp")):
         problem = _pod_problem(pod, memory_gb, logs)
         if problem:
             if old_ready:
