@@ -372,6 +372,31 @@ def teardown_webservices(b: Bench) -> float:
     return round(wait_for("the Pods to go", pods_gone, every_s=2.0), 1)
 
 
+def deployments_left(b: Bench) -> int:
+    count, token = 0, None
+    while True:
+        page = b.apps.list_namespaced_deployment(
+            b.ns, label_selector="kaci.dev/webservice", limit=500, _continue=token
+        )
+        count += len(page.items)
+        token = page.metadata._continue
+        if not token:
+            return count
+
+
+def deployments_coming_back(b: Bench, seconds: float = 30.0) -> int:
+    """The most Deployments seen in the namespace in the `seconds` after a teardown:
+    0 unless the operator still holds deleted Webservices (a relist that missed their
+    DELETED events, what handlers/prune.py is for) and deploys them again."""
+    most, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        most = max(most, deployments_left(b))
+        time.sleep(2.0)
+    if most:
+        log(f"after the teardown, {most} Deployments of deleted Webservices came back")
+    return most
+
+
 def models_round(b: Bench, costs: Costs, m: int) -> dict[str, Any]:
     result: dict[str, Any] = {"models": m}
     with costs.span(m, result):
@@ -457,6 +482,13 @@ def tables(results: dict[str, Any]) -> str:
             f"| {r['watch_events_per_object']} | {r['update_s']} "
             f"| {cp.get('kube-apiserver', {}).get('cpu_s')} | {cp.get('etcd', {}).get('cpu_s')} |"
         )
+    rounds = results["webservices"]
+    back = [(r["n"], r["deployments_back"]) for r in rounds if "deployments_back" in r]
+    if back:
+        lines.append(
+            "\nafter each teardown, Deployments of deleted Webservices seen again in 30 s: "
+            + ", ".join(f"{n} Webservices: {k}" for n, k in back)
+        )
     for r in results["models"]:
         lines += [
             "",
@@ -535,6 +567,7 @@ def main() -> int:
                 results["webservices"].append(webservices_round(b, costs, n))
                 if i < len(sizes) - 1:
                     results["webservices"][-1]["teardown_s"] = teardown_webservices(b)
+                    results["webservices"][-1]["deployments_back"] = deployments_coming_back(b)
             objects = sizes[-1] + 2  # the Webservices, the shared Image and Model
             if rest_s:
                 results["rest"] = rest(b, costs, rest_s, objects)
@@ -552,6 +585,7 @@ def main() -> int:
             wait_for("the operator's /metrics", lambda: metrics_up(port), every_s=0.2)
             costs = Costs(sampler, port)
             results["webservices"][-1]["teardown_s"] = teardown_webservices(b)
+            results["webservices"][-1]["deployments_back"] = deployments_coming_back(b)
             if n_models:
                 results["models"].append(models_round(b, costs, n_models))
                 delete_all(b, "models")
