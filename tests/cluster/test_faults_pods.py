@@ -20,6 +20,8 @@ from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     factor_configmap,
     image,
     model,
+    own_daemon_pid,
+    start_cluster,
     webservice,
 )
 from support.kaci_operator import Operator, run_operator, score, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -178,28 +180,9 @@ def test_killed_container_restarts_and_service_recovers(env: Env) -> None:
     env.serves()
 
 
-def _own_pid(name: str) -> int:
-    """The PID hack/cluster.sh recorded for one of its processes, checked to be ours."""
-    pid = int((CLUSTER_DIR / "run" / f"{name}.pid").read_text().strip())
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    assert f"{CLUSTER_DIR}/" in cmdline, f"pid {pid} is not this cluster's {name}: {cmdline}"
-    return pid
-
-
 def _stop(pid: int) -> None:
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or None, f"pid {pid} to exit", 60, 0.5)
-
-
-def _cluster_up() -> None:
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "cluster.sh"), "up"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_containerd_then_kubelet_restarted_services_come_back(env: Env) -> None:
@@ -209,9 +192,9 @@ def test_containerd_then_kubelet_restarted_services_come_back(env: Env) -> None:
     # missing again. Containers outlive both (their shims keep running), so the Pod
     # serves throughout.
     for component in ("containerd", "kubelet"):
-        _stop(_own_pid(component))
+        _stop(own_daemon_pid(CLUSTER_DIR, component))
         env.serves()
-        _cluster_up()
+        start_cluster()
         env.kubectl(
             "wait", "--for=condition=Ready", "node/kaci-node", "--timeout=300s", timeout=400
         )

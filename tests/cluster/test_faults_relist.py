@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,8 @@ from support.faults import (  # type: ignore[import-not-found,unused-ignore]
     factor_configmap,
     image,
     model,
+    own_daemon_pid,
+    start_cluster,
     webservice,
 )
 from support.kaci_operator import Operator, run_operator, wait_until  # type: ignore[import-not-found,unused-ignore]
@@ -37,14 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = ROOT / ".cluster"
 ETCD = "http://127.0.0.1:2379"
 PRUNED = "webservices gone while their watch was down"
-
-
-def _own_pid(name: str) -> int:
-    """The PID hack/cluster.sh recorded for one of its processes, checked to be ours."""
-    pid = int((CLUSTER_DIR / "run" / f"{name}.pid").read_text().strip())
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    assert f"{CLUSTER_DIR}/" in cmdline, f"pid {pid} is not this cluster's {name}: {cmdline}"
-    return pid
 
 
 def _etcd(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -63,17 +56,10 @@ def compact_etcd() -> None:
 def restart_api_server() -> None:
     # SIGKILL, a crash: on SIGTERM the API server drains its connections, and the frozen
     # operator's never drain (`hack/cluster.sh down` too kills it after 20 s).
-    pid = _own_pid("kube-apiserver")
+    pid = own_daemon_pid(CLUSTER_DIR, "kube-apiserver")
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or None, "the API server to exit", 60, 0.5)
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "cluster.sh"), "up"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    start_cluster()
 
 
 @pytest.fixture

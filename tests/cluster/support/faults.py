@@ -188,12 +188,21 @@ def own_daemon_pid(cluster_dir: Path, name: str) -> int:
 
 
 def start_docker_and_registry() -> None:
-    """`hack/cluster.sh docker`: start the Docker engine and registry again, with the
-    script of the clone that owns the cluster (cluster_owner), so that the new daemons
-    are that clone's own again (its scripts know their processes by its path)."""
-    root = cluster_owner()
+    """`hack/cluster.sh docker`: start the Docker engine and registry again."""
+    _owners_cluster_sh("docker")
+
+
+def start_cluster() -> None:
+    """`hack/cluster.sh up`: start whatever of the cluster is not running again."""
+    _owners_cluster_sh("up")
+
+
+def _owners_cluster_sh(command: str) -> None:
+    """Run hack/cluster.sh of the clone that owns the cluster (cluster_owner), so that
+    the daemons it starts are that clone's own again (its scripts know their processes
+    by its path)."""
     proc = subprocess.run(
-        [str(root / "hack" / "cluster.sh"), "docker"],
+        [str(cluster_owner() / "hack" / "cluster.sh"), command],
         capture_output=True,
         text=True,
         timeout=900,
