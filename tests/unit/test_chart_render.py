@@ -390,6 +390,41 @@ def test_names_are_cut_at_63_characters() -> None:
     assert any(d["metadata"]["name"].endswith("-health") for d in docs)
 
 
+def _metadata_maps(node: object) -> Iterator[dict[str, object]]:
+    """Every labels and annotations map in a manifest, pod templates included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("labels", "annotations") and isinstance(value, dict):
+                yield value
+            else:
+                yield from _metadata_maps(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _metadata_maps(item)
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "default")
+def test_every_label_and_annotation_value_is_a_string(values: Path | None) -> None:
+    # The API server refuses a number there ("cannot unmarshal number into ... annotations").
+    docs = render(*(["-f", str(values)] if values else []))
+    for doc in docs:
+        for mapping in _metadata_maps(doc):
+            for key, value in mapping.items():
+                assert isinstance(value, str), f"{doc['kind']} {key}: {value!r}"
+
+
+def test_hash_annotations_are_quoted() -> None:
+    # A cut sha256 is sometimes all digits, or digits-e-digits: YAML reads a number,
+    # and the install fails on the API server one render in a few hundred (CI saw it).
+    unquoted = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted((CHART / "templates").glob("*.yaml"))
+        for line in path.read_text().splitlines()
+        if re.search(r"^\s*[\w./-]+:\s*\{\{.*sha256sum", line) and "| quote" not in line
+    ]
+    assert unquoted == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
