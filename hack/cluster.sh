@@ -235,6 +235,20 @@ cleanup_stale_node() {
   unmount_under "$CLUSTER_DIR/"
   rm -rf "$CLUSTER_DIR/cni/ipam"
   drop_stale_cni_nat
+  drop_stale_netpol_hooks
+}
+
+# kube-router leaves its chains when it stops: hooked into INPUT, FORWARD and OUTPUT,
+# a policy of the last cluster would fence a new Pod given an old Pod's address. The
+# hooks go once it is stopped (it puts them back at start and syncs its chains).
+drop_stale_netpol_hooks() {
+  pid_of kube-router >/dev/null && return 0
+  local chain rule
+  for chain in INPUT FORWARD OUTPUT; do
+    while read -r rule; do
+      eval "iptables ${rule/#-A/-D}" 2>/dev/null || true
+    done < <(iptables -S "$chain" 2>/dev/null | grep -e "-j KUBE-ROUTER-$chain\$" || true)
+  done
 }
 
 # The bridge and portmap plugins' NAT rules of sandboxes nobody tore down (a killed
